@@ -1,0 +1,151 @@
+"""``napari-attunet`` command line: segment, train, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _add_segment(subparsers) -> None:
+    p = subparsers.add_parser("segment", help="segment optic disc and cup in image files or folders")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--weights", type=Path, default=None, help="weights file (default: the shipped weights)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--attention", action="store_true", help="also write one attention map PNG per gate")
+    p.add_argument("--overlay", action="store_true", help="also write an overlay PNG (disc red, cup yellow)")
+    p.add_argument("--disc-threshold", type=float, default=0.5)
+    p.add_argument("--cup-threshold", type=float, default=0.5)
+    p.add_argument("--tta", action="store_true", help="average with the mirrored image (slower)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def _add_train(subparsers) -> None:
+    from .training import TrainConfig
+
+    defaults = TrainConfig()
+    p = subparsers.add_parser("train", help="train or fine-tune the network on annotated images")
+    p.add_argument("--data", required=True, type=Path,
+                   help="Drishti-GS1 folder (its training split is used) or a folder of images and masks")
+    p.add_argument("--out", required=True, type=Path, help="weights file to write (.safetensors)")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.learning_rate)
+    p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    p.add_argument("--val-every", type=int, default=defaults.val_every)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--input-size", type=int, default=defaults.input_size)
+    p.add_argument("--base-channels", type=int, default=defaults.base_channels)
+    p.add_argument("--depth", type=int, default=defaults.depth)
+    p.add_argument("--norm", default=defaults.norm, choices=["batch", "instance", "group"])
+    p.add_argument("--no-attention", action="store_true", help="plain U-Net (same network without gates)")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--init", default=None,
+                   help="start from weights: 'default' (the shipped ones) or a file; omitted: random")
+    p.add_argument("--freeze-encoder", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--resume", action="store_true", help="continue from <out>.resume.safetensors")
+    p.add_argument("--log", type=Path, default=None, help="append one JSON line per epoch here")
+
+
+def _add_evaluate(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="Dice, IoU and vCDR error against annotations")
+    p.add_argument("--data", required=True, type=Path, help="Drishti-GS1 folder or a folder of images and masks")
+    p.add_argument("--split", default="test", help="Drishti-GS1 split: train, test or all (default: test)")
+    p.add_argument("--weights", type=Path, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--tta", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--threads", type=int, default=None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-attunet",
+        description="Optic disc and cup segmentation of fundus photographs with an Attention U-Net.",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-attunet {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_segment(subparsers)
+    _add_train(subparsers)
+    _add_evaluate(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "segment":
+            from .batch import run_segment
+
+            return run_segment(args)
+        if args.command == "train":
+            return _train(args, argv)
+        if args.command == "evaluate":
+            return _evaluate(args)
+    except (ValueError, OSError) as error:
+        print(f"napari-attunet: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("napari-attunet: interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+def _train(args, argv) -> int:
+    import torch
+
+    from .datasets import is_drishti, load_dataset
+    from .training import TrainConfig, iter_train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    samples = load_dataset(args.data, "train")
+    description = f"{args.data.name}: {len(samples)} images" + (" (Drishti-GS1 training split, soft maps >= 128)"
+                                                               if is_drishti(args.data) else "")
+    config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, val_fraction=args.val_fraction,
+        val_every=args.val_every, seed=args.seed, input_size=args.input_size, base_channels=args.base_channels,
+        depth=args.depth, norm=args.norm, attention=not args.no_attention, augment=not args.no_augment,
+        init_weights=args.init, freeze_encoder=args.freeze_encoder, device=args.device, threads=args.threads,
+        data_description=description, command="napari-attunet train " + shlex.join(argv[1:]),
+    )
+    from tqdm import tqdm
+
+    bar = None
+    for event in iter_train(samples, args.out, config, resume=args.resume):
+        if bar is None:
+            bar = tqdm(total=event.total, initial=event.step - (1 if event.stage == "train" else 0),
+                       unit="step", dynamic_ncols=True, file=sys.stderr)
+        if event.stage == "train":
+            bar.update(event.step - bar.n)
+            bar.set_postfix(epoch=event.metrics["epoch"], loss=f"{event.metrics['loss']:.3f}")
+        elif event.stage == "validate":
+            line = json.dumps(event.metrics)
+            bar.write(line)
+            if args.log:
+                with open(args.log, "a") as log:
+                    log.write(line + "\n")
+        elif event.stage == "done":
+            bar.close()
+            print(f"{event.message}; weights: {event.result}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    import torch
+
+    from .evaluation import evaluate, format_table
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = evaluate(args.data, split=args.split, weights=args.weights, device=args.device, tta=args.tta)
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
+    return 0

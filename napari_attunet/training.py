@@ -1,0 +1,318 @@
+"""Training and fine-tuning the Attention U-Net on annotated fundus photographs.
+
+:func:`iter_train` is a generator of :class:`~napari_attunet.progress.Progress`
+events (one per training step, one per validation); closing it stops training at
+the next step.  The best network by validation Dice (mean of OD and OC) is written
+to ``out`` whenever it improves, and the full training state to
+``<out>.resume.safetensors`` after every epoch, both atomically, so a kill at any
+moment leaves the last good files and ``resume=True`` continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file as load_tensors
+from safetensors.torch import save as save_tensors_bytes
+
+from . import __version__
+from .augment import disc_geometry, sample_view
+from .datasets import Sample
+from .devices import resolve_device
+from .inference import DEFAULT_PREPROCESSING, Segmenter
+from .measure import dice
+from .model import AttentionUNet
+from .progress import Progress, Stopwatch, run_to_end
+from .weights import atomic_write_bytes, load_model, save_weights
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (all of them are stored in the weights' metadata)."""
+
+    epochs: int = 120
+    batch_size: int = 8
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 3
+    val_fraction: float = 0.1
+    val_every: int = 2
+    seed: int = 0
+    input_size: int = 256
+    context: float = DEFAULT_PREPROCESSING["context"]
+    whole_image_fraction: float = 0.25
+    augment: bool = True
+    freeze_encoder: bool = False
+    init_weights: str | None = None
+    """None: random initialisation; ``"default"``: the shipped weights; or a weights file (fine-tuning)."""
+    attention: bool = True
+    base_channels: int = 16
+    depth: int = 5
+    norm: str = "batch"
+    deep_supervision: bool = True
+    device: str = "auto"
+    threads: int | None = None
+    data_description: str = ""
+    command: str = ""
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
+        if self.input_size < 64 or self.input_size % 16:
+            raise ValueError(f"input_size must be a multiple of 16 and at least 64, got {self.input_size}")
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy plus soft Dice, averaged over the disc and cup channels."""
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    probs = torch.sigmoid(logits)
+    dims = (0, 2, 3)
+    intersection = (probs * target).sum(dims)
+    soft_dice = (2 * intersection + 1.0) / (probs.sum(dims) + target.sum(dims) + 1.0)
+    return bce + (1.0 - soft_dice).mean()
+
+
+def split_samples(samples: Sequence[Sample], val_fraction: float, seed: int) -> tuple[list, list]:
+    """Shuffle with ``seed`` and hold out ``val_fraction`` (at least one when > 0 and possible)."""
+    order = np.random.default_rng(seed).permutation(len(samples))
+    n_val = int(round(val_fraction * len(samples)))
+    if val_fraction > 0 and n_val == 0 and len(samples) > 1:
+        n_val = 1
+    val = [samples[i] for i in sorted(order[:n_val])]
+    train = [samples[i] for i in sorted(order[n_val:])]
+    return train, val
+
+
+def evaluate_samples(segmenter: Segmenter, samples: Sequence[Sample]) -> dict[str, float]:
+    """Mean per-image Dice of disc and cup over ``samples`` with the full inference pipeline."""
+    od, oc = [], []
+    for sample in samples:
+        result = segmenter.segment_tensor(torch.from_numpy(sample.image).permute(2, 0, 1).to(segmenter.device),
+                                          attention=False)
+        od.append(dice(result.disc, sample.disc))
+        oc.append(dice(result.cup, sample.cup))
+    return {"dice_od": float(np.mean(od)), "dice_oc": float(np.mean(oc))}
+
+
+class _Views:
+    """Training samples held as uint8 tensors, with their disc geometry, ready for view sampling."""
+
+    def __init__(self, samples: Sequence[Sample]):
+        self.images = [torch.from_numpy(s.image).permute(2, 0, 1).contiguous() for s in samples]
+        self.masks = [torch.from_numpy(np.stack([s.disc, s.cup]).astype(np.uint8)) for s in samples]
+        self.geometry = [disc_geometry(torch.from_numpy(s.disc)) for s in samples]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, indices, config: TrainConfig, generator: torch.Generator):
+        pairs = [
+            sample_view(self.images[i], self.masks[i], self.geometry[i], config.input_size, generator,
+                        context=config.context, whole_image_fraction=config.whole_image_fraction,
+                        augment=config.augment)
+            for i in indices
+        ]
+        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
+def _learning_rate(config: TrainConfig, epoch_position: float) -> float:
+    """Linear warm-up, then cosine decay to 1% of the peak."""
+    if epoch_position < config.warmup_epochs:
+        return config.learning_rate * (epoch_position + 1e-3) / config.warmup_epochs
+    progress = (epoch_position - config.warmup_epochs) / max(config.epochs - config.warmup_epochs, 1)
+    return config.learning_rate * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def _initial_model(config: TrainConfig, device: torch.device) -> AttentionUNet:
+    if config.init_weights is None:
+        return AttentionUNet(base_channels=config.base_channels, depth=config.depth, norm=config.norm,
+                             attention=config.attention, deep_supervision=config.deep_supervision)
+    base = load_model(None if config.init_weights == "default" else config.init_weights, device="cpu")
+    settings = {**base.config, "deep_supervision": config.deep_supervision}
+    model = AttentionUNet(**settings)
+    model.load_state_dict(base.state_dict(), strict=False)  # deep heads are new when absent before
+    model.metadata = dict(getattr(base, "metadata", {}))
+    model.metadata["fine_tuned_from"] = {"weights": base.weights_name, "sha256": base.weights_sha256}
+    # Keep the preprocessing the base network was trained with.
+    config.context = base.metadata.get("preprocessing", {}).get("context", config.context)
+    return model
+
+
+def _freeze_encoder(model: AttentionUNet) -> None:
+    for parameter in model.encoders.parameters():
+        parameter.requires_grad_(False)
+
+
+def _encoder_eval(model: AttentionUNet) -> None:
+    """A frozen encoder keeps its normalisation statistics."""
+    model.encoders.eval()
+
+
+def _resume_path(out: Path) -> Path:
+    return out.with_name(out.name + ".resume.safetensors")
+
+
+def _save_resume(path: Path, model, optimizer, state: dict) -> None:
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for index, (param_id, values) in enumerate(optimizer.state_dict()["state"].items()):
+        for key, value in values.items():
+            tensor = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"optim.{param_id}.{key}"] = tensor.detach().cpu().contiguous()
+    data = save_tensors_bytes(tensors, metadata={"napari_attunet_resume": json.dumps(state)})
+    atomic_write_bytes(path, data)
+
+
+def _load_resume(path: Path, model, optimizer) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        state = json.loads(handle.metadata()["napari_attunet_resume"])
+    tensors = load_tensors(str(path))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    optim_state = optimizer.state_dict()
+    restored: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, param_id, name = key.split(".", 2)
+            restored.setdefault(int(param_id), {})[name] = value
+    optim_state["state"] = restored
+    optimizer.load_state_dict(optim_state)
+    return state
+
+
+def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainConfig | None = None, *,
+               val_samples: Sequence[Sample] | None = None, resume: bool = False) -> Iterator[Progress]:
+    """Train on ``samples`` and write the best network to ``out``; yields progress events.
+
+    Validation uses ``val_samples`` when given, else ``config.val_fraction`` of ``samples``
+    (without validation, the last epoch's network is kept).  The final event's result is
+    the path of the saved weights.
+    """
+    config = config or TrainConfig()
+    config.validate()
+    out = Path(out)
+    if not samples:
+        raise ValueError("no training samples")
+    for sample in samples:
+        if not sample.disc.any():
+            raise ValueError(f"{sample.name}: empty optic disc mask; every training image needs a disc")
+    if val_samples is None:
+        train_samples, val_samples = split_samples(samples, config.val_fraction, config.seed)
+    else:
+        train_samples, val_samples = list(samples), list(val_samples)
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    model = _initial_model(config, device).to(device)
+    if config.freeze_encoder:
+        _freeze_encoder(model)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    views = _Views(train_samples)
+    steps_per_epoch = max(1, math.ceil(len(views) / config.batch_size))
+    total_steps = steps_per_epoch * config.epochs
+    state = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0}
+    resume_file = _resume_path(out)
+    if resume and resume_file.exists():
+        state = _load_resume(resume_file, model, optimizer)
+    metadata = dict(getattr(model, "metadata", {}))
+    metadata["preprocessing"] = {**DEFAULT_PREPROCESSING, **metadata.get("preprocessing", {}),
+                                 "context": config.context}
+    train_names = [s.name for s in train_samples]
+    val_names = [s.name for s in val_samples]
+    clock = Stopwatch()
+    seconds_before = state["seconds"]
+
+    def save_best(metrics: dict) -> None:
+        model.metadata = {
+            **metadata,
+            "training": {
+                "config": asdict(config),
+                "data": config.data_description,
+                "train_images": train_names,
+                "validation_images": val_names,
+                "command": config.command,
+                "epochs_trained": state["epoch"],
+                "seconds": round(seconds_before + clock(), 1),
+                "device": str(device),
+                "torch_version": torch.__version__,
+                "package_version": __version__,
+            },
+            "metrics": {"validation": metrics},
+        }
+        save_weights(model, out)
+
+    step = state["epoch"] * steps_per_epoch
+    for epoch in range(state["epoch"], config.epochs):
+        model.train()
+        if config.freeze_encoder:
+            _encoder_eval(model)
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        order = torch.randperm(len(views), generator=generator).tolist()
+        losses = []
+        for batch_index in range(steps_per_epoch):
+            indices = order[batch_index * config.batch_size:(batch_index + 1) * config.batch_size]
+            if not indices:
+                indices = order[: config.batch_size]
+            lr = _learning_rate(config, epoch + batch_index / steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = views.batch(indices, config, generator)
+            x, y = x.to(device), y.to(device)
+            output = model(x)
+            loss = segmentation_loss(output.logits, y)
+            for weight, deep in zip((0.4, 0.2, 0.1, 0.05), output.deep_supervision):
+                loss = loss + weight * segmentation_loss(deep, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            elapsed = clock()
+            yield Progress("train", step, total_steps, f"epoch {epoch + 1}/{config.epochs}", elapsed,
+                           {"epoch": epoch + 1, "loss": losses[-1], "lr": lr})
+        state["epoch"] = epoch + 1
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": round(seconds_before + clock(), 1)}
+        last_epoch = epoch + 1 == config.epochs
+        if val_samples and ((epoch + 1) % config.val_every == 0 or last_epoch):
+            segmenter = Segmenter(model, device)
+            metrics = evaluate_samples(segmenter, val_samples)
+            model.train()
+            record.update(metrics)
+            score = (metrics["dice_od"] + metrics["dice_oc"]) / 2
+            if score > state["best_score"]:
+                state["best_score"], state["best_epoch"] = score, epoch + 1
+                save_best(metrics)
+        elif not val_samples:
+            save_best({})
+        state["history"].append(record)
+        state["seconds"] = seconds_before + clock()
+        _save_resume(resume_file, model, optimizer, state)
+        yield Progress("validate", step, total_steps, f"epoch {epoch + 1}/{config.epochs} done", clock(),
+                       {k: v for k, v in record.items() if isinstance(v, (int, float))})
+    yield Progress("done", total_steps, total_steps,
+                   f"best epoch {state['best_epoch']} (validation score {state['best_score']:.4f})",
+                   clock(), {"best_epoch": state["best_epoch"]}, result=out)
+
+
+def train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainConfig | None = None, *,
+          val_samples: Sequence[Sample] | None = None, resume: bool = False,
+          progress: Callable[[Progress], None] | None = None,
+          cancel: Callable[[], bool] | None = None) -> Path:
+    """Plain-call form of :func:`iter_train`; returns the path of the saved weights."""
+    return run_to_end(iter_train(samples, out, config, val_samples=val_samples, resume=resume), cancel, progress)
