@@ -38,6 +38,7 @@ DEFAULT_PREPROCESSING = {
 }
 
 NO_DISC_MESSAGE = "no optic disc found"
+MAX_RECENTRING = 2
 
 
 @dataclass
@@ -120,7 +121,7 @@ def _disc_geometry(disc: np.ndarray) -> tuple[float, float, float] | None:
     return float(ys.mean()), float(xs.mean()), float(diameter)
 
 
-def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     """Validated image -> ``(3, H, W)`` tensor in its own dtype (no float copy of a large photo)."""
     array = validate_image(image)
     if array.ndim == 2:
@@ -130,7 +131,10 @@ def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
         array = array.astype(np.int32)  # torch lacks most uint16 kernels
     elif array.dtype.itemsize == 8 or array.dtype == np.float16:
         array = array.astype(np.float32)
-    tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:  # torch warns on read-only memory (e.g. images from PIL)
+        array = array.copy()
+    tensor = torch.from_numpy(array).permute(2, 0, 1)
     if tensor.shape[0] == 1:
         tensor = tensor.expand(3, -1, -1)
     if bool((tensor.amax() == tensor.amin()).item()):
@@ -188,62 +192,81 @@ class Segmenter:
             probs, maps = torch.sigmoid(out.logits), list(out.attention)
         return probs, maps
 
-    def locate(self, image: torch.Tensor) -> tuple[float, float, float] | None:
-        """Disc centre (y, x) and diameter in image pixels from the whole-image pass, or None."""
-        height, width = image.shape[-2:]
-        box = square_pad_box(height, width)
+    def locate(self, images: Sequence[torch.Tensor]) -> list[tuple[float, float, float] | None]:
+        """Disc centre (y, x) and diameter in image pixels from the whole-image pass (None: no disc)."""
         size = self.settings["coarse_size"]
-        probs, _ = self._run(_network_input(image, box, size), attention=False)
-        disc = largest_component(probs[0, 0].cpu().numpy() > self.disc_threshold)
-        geometry = _disc_geometry(disc)
-        if geometry is None:
-            return None
-        scale = (box[2] - box[0]) / size
-        y, x, diameter = geometry
-        return box[0] + (y + 0.5) * scale - 0.5, box[1] + (x + 0.5) * scale - 0.5, diameter * scale
+        boxes = [square_pad_box(*image.shape[-2:]) for image in images]
+        batch = torch.cat([_network_input(image, box, size) for image, box in zip(images, boxes)])
+        probs, _ = self._run(batch, attention=False)
+        found = []
+        for box, disc_probability in zip(boxes, probs[:, 0].cpu().numpy()):
+            geometry = _disc_geometry(largest_component(disc_probability > self.disc_threshold))
+            if geometry is None:
+                found.append(None)
+                continue
+            scale = (box[2] - box[0]) / size
+            y, x, diameter = geometry
+            found.append((box[0] + (y + 0.5) * scale - 0.5, box[1] + (x + 0.5) * scale - 0.5, diameter * scale))
+        return found
 
-    def segment_crop(self, image: torch.Tensor, centre: tuple[float, float], diameter: float,
-                     attention: bool):
+    def segment_crops(self, images: Sequence[torch.Tensor], discs: Sequence[tuple[float, float, float]],
+                      attention: bool) -> list[tuple[tuple[int, int, int, int], torch.Tensor, list[torch.Tensor]]]:
+        """Fine pass on disc-centred crops: per image its box, probabilities ``(2, s, s)`` and gate maps."""
         size = self.settings["fine_size"]
-        box = crop_box(centre, max(self.settings["context"] * diameter, 16.0))
-        probs, maps = self._run(_network_input(image, box, size), attention)
-        return box, probs[0], [m[0, 0] for m in maps]
+        boxes = [crop_box((y, x), max(self.settings["context"] * diameter, 16.0)) for y, x, diameter in discs]
+        batch = torch.cat([_network_input(image, box, size) for image, box in zip(images, boxes)])
+        probs, maps = self._run(batch, attention)
+        return [(box, probs[i], [m[i, 0] for m in maps]) for i, box in enumerate(boxes)]
 
-    def segment_tensor(self, image: torch.Tensor, attention: bool = True) -> SegmentationResult:
+    def _refined(self, crop, disc: tuple[float, float, float]) -> tuple[float, float, float] | None:
+        """A better crop centre and size when the fine pass disagrees with the first estimate."""
+        box, probs, _ = crop
+        fine = _disc_geometry(largest_component(probs[0].cpu().numpy() > self.disc_threshold))
+        if fine is None:
+            return None
+        scale = (box[2] - box[0]) / self.settings["fine_size"]
+        centre = (box[0] + (fine[0] + 0.5) * scale, box[1] + (fine[1] + 0.5) * scale)
+        diameter = fine[2] * scale
+        moved = math.dist(centre, disc[:2]) > 0.15 * disc[2]
+        resized = not 0.75 < diameter / disc[2] < 1.33
+        return (*centre, diameter) if moved or resized else None
+
+    def segment_tensors(self, images: Sequence[torch.Tensor], attention: bool = True) -> list[SegmentationResult]:
+        """Segment ``(3, H, W)`` tensors; each network pass runs on the whole batch."""
         clock = Stopwatch()
-        height, width = image.shape[-2:]
-        shape = (height, width)
+        located = self.locate(images)
+        # Fine passes; a crop whose disc disagrees with its estimate is re-centred (at most twice).
+        pending = {i: disc for i, disc in enumerate(located) if disc is not None}
+        crops: dict[int, tuple] = {}
+        for attempt in range(1 + MAX_RECENTRING):
+            if not pending:
+                break
+            crops.update(zip(pending, self.segment_crops([images[i] for i in pending], list(pending.values()),
+                                                         attention)))
+            refined = {i: self._refined(crops[i], disc) for i, disc in pending.items()}
+            pending = {i: disc for i, disc in refined.items() if disc is not None}
+        per_image = clock() / len(images)
+        return [self._result(image.shape[-2:], crops.get(i), attention, per_image) for i, image in enumerate(images)]
+
+    def _result(self, shape, crop, attention: bool, seconds: float) -> SegmentationResult:
+        clock = Stopwatch()
         disc_p = np.zeros(shape, np.float32)
         cup_p = np.zeros(shape, np.float32)
-        messages: list[str] = []
         box = None
         maps: list[torch.Tensor] = []
-        located = self.locate(image)
-        if located is None:
-            messages.append(NO_DISC_MESSAGE)
-        else:
-            centre, diameter = located[:2], located[2]
-            box, probs, maps = self.segment_crop(image, centre, diameter, attention)
-            fine = _disc_geometry(largest_component(probs[0].cpu().numpy() > self.disc_threshold))
-            if fine is not None:
-                scale = (box[2] - box[0]) / self.settings["fine_size"]
-                new_centre = (box[0] + (fine[0] + 0.5) * scale, box[1] + (fine[1] + 0.5) * scale)
-                new_diameter = fine[2] * scale
-                moved = math.dist(new_centre, centre) > 0.15 * diameter
-                resized = not 0.75 < new_diameter / diameter < 1.33
-                if moved or resized:
-                    box, probs, maps = self.segment_crop(image, new_centre, new_diameter, attention)
+        if crop is not None:
+            box, probs, maps = crop
             _paste(disc_p, probs[0], box)
             _paste(cup_p, probs[1], box)
         disc = largest_component(disc_p > self.disc_threshold)
         cup = largest_component((cup_p > self.cup_threshold) & disc)
-        if located is not None and not disc.any():
+        messages = []
+        if not disc.any():
             messages.append(NO_DISC_MESSAGE)
             box = None
         attention_maps = []
         if attention:
-            gates = maps if box is not None else [None] * self.model.num_gates
-            for gate in gates:
+            for gate in maps if box is not None else [None] * self.model.num_gates:
                 full = np.zeros(shape, np.float32)
                 if gate is not None:
                     _paste(full, gate, box)
@@ -257,10 +280,13 @@ class Segmenter:
             attention=attention_maps,
             measurements=measure(disc, cup),
             provenance=dict(self.provenance),
-            seconds=clock(),
+            seconds=seconds + clock(),
             crop_box=box,
             messages=messages,
         )
+
+    def segment_tensor(self, image: torch.Tensor, attention: bool = True) -> SegmentationResult:
+        return self.segment_tensors([image], attention)[0]
 
 
 def _as_list(images) -> tuple[list, bool]:
@@ -271,11 +297,12 @@ def _as_list(images) -> tuple[list, bool]:
 
 def iter_segment(images, model: AttentionUNet | None = None, device: str | torch.device = "auto", *,
                  disc_threshold: float = 0.5, cup_threshold: float = 0.5, attention: bool = True,
-                 tta: bool = False) -> Iterator[Progress]:
+                 tta: bool = False, batch_size: int = 4) -> Iterator[Progress]:
     """Segment one image or a list of images, yielding a :class:`Progress` event per stage.
 
     The last event's ``result`` is a :class:`SegmentationResult` (one image) or a list of them.
-    Closing the generator cancels at the next stage (at worst one network pass later).
+    Lists run in batches of ``batch_size`` images (each network pass takes the whole batch).
+    Closing the generator cancels at the next stage: at worst after one batch's passes.
     """
     from .weights import load_model
 
@@ -290,20 +317,23 @@ def iter_segment(images, model: AttentionUNet | None = None, device: str | torch
         model = load_model(device=device)
     segmenter = Segmenter(model, device, disc_threshold, cup_threshold, tta)
     clock = Stopwatch()
-    results = []
-    total = 2 * len(items)
-    for index, item in enumerate(items):
-        tensor = _to_tensor(item, device)
-        yield Progress("segment", 2 * index + 1, total, f"image {index + 1} of {len(items)}: loaded", clock())
-        results.append(segmenter.segment_tensor(tensor, attention=attention))
-        del tensor
-        yield Progress("segment", 2 * index + 2, total, f"image {index + 1} of {len(items)}: segmented", clock())
+    results: list[SegmentationResult] = []
+    chunks = [items[i : i + batch_size] for i in range(0, len(items), max(1, batch_size))]
+    total = 2 * len(chunks)
+    for index, chunk in enumerate(chunks):
+        first, last = index * batch_size + 1, index * batch_size + len(chunk)
+        label = f"image {first}" if len(chunk) == 1 else f"images {first}-{last}"
+        tensors = [image_tensor(item, device) for item in chunk]
+        yield Progress("segment", 2 * index + 1, total, f"{label} of {len(items)}: loaded", clock())
+        results.extend(segmenter.segment_tensors(tensors, attention=attention))
+        del tensors
+        yield Progress("segment", 2 * index + 2, total, f"{label} of {len(items)}: segmented", clock())
     yield Progress("segment", total, total, "done", clock(), result=results if many else results[0])
 
 
 def segment(images, model: AttentionUNet | None = None, device: str | torch.device = "auto", *,
             disc_threshold: float = 0.5, cup_threshold: float = 0.5, attention: bool = True,
-            tta: bool = False, progress: Callable[[Progress], None] | None = None,
+            tta: bool = False, batch_size: int = 4, progress: Callable[[Progress], None] | None = None,
             cancel: Callable[[], bool] | None = None):
     """Segment the optic disc and cup of one fundus photograph (or a list of them).
 
@@ -314,6 +344,7 @@ def segment(images, model: AttentionUNet | None = None, device: str | torch.devi
         disc_threshold, cup_threshold: probability above which a pixel belongs to the structure.
         attention: also return the attention maps of every gate.
         tta: average with the horizontally flipped image (slower, slightly smoother masks).
+        batch_size: images per network pass when ``images`` is a list.
         progress: called with every :class:`Progress` event.
         cancel: polled after every event; returning True raises :class:`~napari_attunet.progress.Cancelled`.
 
@@ -322,5 +353,5 @@ def segment(images, model: AttentionUNet | None = None, device: str | torch.devi
         found the masks are empty, ``vcdr`` is NaN and ``messages`` says so.
     """
     events = iter_segment(images, model, device, disc_threshold=disc_threshold, cup_threshold=cup_threshold,
-                          attention=attention, tta=tta)
+                          attention=attention, tta=tta, batch_size=batch_size)
     return run_to_end(events, cancel, progress)

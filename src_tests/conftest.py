@@ -1,0 +1,60 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DRISHTI = Path(os.environ.get("NAPARI_ATTUNET_DATA", REPO.parent / "shared" / "data" / "drishti-gs1"))
+
+
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def drishti() -> Path:
+    if not (DRISHTI / "Drishti-GS1_files").is_dir():
+        pytest.skip(f"Drishti-GS1 not found at {DRISHTI} (set NAPARI_ATTUNET_DATA to the dataset folder)")
+    return DRISHTI
+
+
+@pytest.fixture(scope="session")
+def retina() -> np.ndarray:
+    import skimage.data
+
+    return skimage.data.retina()
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    from napari_attunet import load_model
+
+    return load_model(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def retina_result(retina, default_model):
+    from napari_attunet import segment
+
+    return segment(retina, default_model, device="cpu")
+
+
+def synthetic_fundus(size: int = 256, disc_radius: int = 40, cup_radius: int = 18, seed: int = 0):
+    """A fundus-like picture (dark red background, bright disc, brighter cup) with its masks."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    centre = size / 2
+    r = np.hypot(yy - centre, xx - centre)
+    disc = r <= disc_radius
+    cup = r <= cup_radius
+    image = np.zeros((size, size, 3), np.float32)
+    image[..., 0] = 120
+    image[..., 1] = 50
+    image[..., 2] = 20
+    image[disc] = (230, 170, 120)
+    image[cup] = (250, 230, 200)
+    image += rng.normal(0, 4, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8), disc, cup

@@ -1,0 +1,79 @@
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from napari_attunet.cli import main
+
+
+@pytest.fixture
+def photos(tmp_path, retina):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(retina[300:1000, 0:700]).save(folder / "eye_a.png")
+    Image.fromarray(retina[::2, ::2]).save(folder / "eye_b.jpg", quality=95)
+    return folder
+
+
+def test_segment_writes_masks_attention_and_csv(tmp_path, photos, capsys):
+    out = tmp_path / "out"
+    assert main(["segment", str(photos), "--out", str(out), "--attention", "--device", "cpu"]) == 0
+    for stem, shape in (("eye_a", (700, 700)), ("eye_b", (706, 706))):
+        disc = np.asarray(Image.open(out / f"{stem}_disc.png"))
+        cup = np.asarray(Image.open(out / f"{stem}_cup.png"))
+        assert disc.shape == shape and disc.dtype == np.uint8
+        assert set(np.unique(disc)) <= {0, 255} and disc.any()
+        assert not (cup & ~disc).any()
+        assert len(list(out.glob(f"{stem}_attention_*.png"))) == 4
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["image"] for r in rows] == ["eye_a.png", "eye_b.jpg"]
+    assert all(0 < float(r["vcdr"]) < 1 and r["status"] == "ok" and r["weights_sha256"] for r in rows)
+    assert not list(out.glob("*.tmp"))
+
+
+def test_existing_outputs_are_kept_without_overwrite(tmp_path, photos):
+    out = tmp_path / "out"
+    assert main(["segment", str(photos / "eye_a.png"), "--out", str(out)]) == 0
+    before = (out / "eye_a_disc.png").stat().st_mtime_ns
+    assert main(["segment", str(photos / "eye_a.png"), "--out", str(out)]) == 2
+    assert (out / "eye_a_disc.png").stat().st_mtime_ns == before
+    assert main(["segment", str(photos / "eye_a.png"), "--out", str(out), "--overwrite"]) == 0
+
+
+def test_unreadable_files_are_reported_skipped_and_fail_the_run(tmp_path, photos, capsys):
+    (photos / "broken.png").write_bytes(b"garbage")
+    out = tmp_path / "out"
+    assert main(["segment", str(photos), "--out", str(out)]) == 1
+    assert "broken.png" in capsys.readouterr().err
+    rows = {r["image"]: r for r in csv.DictReader(open(out / "results.csv"))}
+    assert rows["broken.png"]["status"].startswith("error")
+    assert rows["eye_a.png"]["status"] == "ok"
+
+
+def test_evaluate_prints_a_table_and_json(tmp_path, retina, capsys):
+    from napari_attunet import segment
+
+    crop = retina[450:850, 40:440]
+    result = segment(crop, device="cpu", attention=False)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    Image.fromarray(crop).save(folder / "r.png")
+    Image.fromarray(result.disc.astype(np.uint8) * 255).save(folder / "r_disc.png")
+    Image.fromarray(result.cup.astype(np.uint8) * 255).save(folder / "r_cup.png")
+    assert main(["evaluate", "--data", str(folder), "--json"]) == 0
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["summary"]["dice_od"] > 0.95
+    assert main(["evaluate", "--data", str(folder)]) == 0
+    assert "MEAN" in capsys.readouterr().out
+
+
+def test_module_entry_point_and_bad_arguments(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "napari_attunet", "segment", str(tmp_path / "missing.png"),
+                           "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "missing.png" in done.stderr and "Traceback" not in done.stderr
