@@ -16,7 +16,7 @@ disc-centred crops alike (see :mod:`napari_attunet.training`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -39,6 +39,7 @@ DEFAULT_PREPROCESSING = {
 
 NO_DISC_MESSAGE = "no optic disc found"
 MAX_RECENTRING = 2
+MAX_CANDIDATES = 3
 
 
 @dataclass
@@ -152,15 +153,13 @@ def _network_input(image: torch.Tensor, box: tuple[int, int, int, int], size: in
     return standardise(resize(crop[None].to(torch.float32), (size, size)))
 
 
-def _paste(full: np.ndarray, patch: torch.Tensor, box: tuple[int, int, int, int]) -> None:
-    """Resample ``patch`` ``(h, w)`` to ``box``'s size and write the part inside ``full``."""
+def _inside(box: tuple[int, int, int, int], shape) -> tuple[slice, slice, slice, slice] | None:
+    """Slices of ``box`` that lie inside an image of ``shape``: (image rows, image cols, box rows, box cols)."""
     top, left, bottom, right = box
-    height, width = full.shape
-    t, l, b, r = max(top, 0), max(left, 0), min(bottom, height), min(right, width)
+    t, l, b, r = max(top, 0), max(left, 0), min(bottom, shape[0]), min(right, shape[1])
     if b <= t or r <= l:
-        return
-    resized = resize(patch[None, None].float(), (bottom - top, right - left))[0, 0]
-    full[t:b, l:r] = resized[t - top : b - top, l - left : r - left].cpu().numpy()
+        return None
+    return slice(t, b), slice(l, r), slice(t - top, b - top), slice(l - left, r - left)
 
 
 class Segmenter:
@@ -192,21 +191,30 @@ class Segmenter:
             probs, maps = torch.sigmoid(out.logits), list(out.attention)
         return probs, maps
 
-    def locate(self, images: Sequence[torch.Tensor]) -> list[tuple[float, float, float] | None]:
-        """Disc centre (y, x) and diameter in image pixels from the whole-image pass (None: no disc)."""
+    def locate(self, images: Sequence[torch.Tensor]) -> list[list[tuple[float, float, float]]]:
+        """Disc candidates per image from the whole-image pass: centre (y, x) and diameter in image pixels.
+
+        Candidates are the connected components above the threshold, most probable first
+        (at most ``MAX_CANDIDATES``, each with at least a fifth of the first one's probability mass).
+        """
         size = self.settings["coarse_size"]
         boxes = [square_pad_box(*image.shape[-2:]) for image in images]
         batch = torch.cat([_network_input(image, box, size) for image, box in zip(images, boxes)])
         probs, _ = self._run(batch, attention=False)
         found = []
         for box, disc_probability in zip(boxes, probs[:, 0].cpu().numpy()):
-            geometry = _disc_geometry(largest_component(disc_probability > self.disc_threshold))
-            if geometry is None:
-                found.append(None)
-                continue
+            labels, count = ndimage.label(disc_probability > self.disc_threshold, structure=np.ones((3, 3), bool))
+            masses = ndimage.sum_labels(disc_probability, labels, index=np.arange(1, count + 1))
+            order = np.argsort(masses)[::-1][:MAX_CANDIDATES]
             scale = (box[2] - box[0]) / size
-            y, x, diameter = geometry
-            found.append((box[0] + (y + 0.5) * scale - 0.5, box[1] + (x + 0.5) * scale - 0.5, diameter * scale))
+            candidates = []
+            for label in order:
+                if masses[label] < 0.2 * masses[order[0]]:
+                    break
+                y, x, diameter = _disc_geometry(labels == label + 1)
+                candidates.append((box[0] + (y + 0.5) * scale - 0.5, box[1] + (x + 0.5) * scale - 0.5,
+                                   diameter * scale))
+            found.append(candidates)
         return found
 
     def segment_crops(self, images: Sequence[torch.Tensor], discs: Sequence[tuple[float, float, float]],
@@ -231,14 +239,32 @@ class Segmenter:
         resized = not 0.75 < diameter / disc[2] < 1.33
         return (*centre, diameter) if moved or resized else None
 
+    def _confidence(self, crop) -> float:
+        """How disc-like a fine crop's prediction is: mean disc probability inside the disc, plus its cup."""
+        probs = crop[1].cpu().numpy()
+        disc = largest_component(probs[0] > self.disc_threshold)
+        if not disc.any():
+            return 0.0
+        return float(probs[0][disc].mean() + 0.5 * probs[1][disc].max())
+
     def segment_tensors(self, images: Sequence[torch.Tensor], attention: bool = True) -> list[SegmentationResult]:
         """Segment ``(3, H, W)`` tensors; each network pass runs on the whole batch."""
         clock = Stopwatch()
-        located = self.locate(images)
-        # Fine passes; a crop whose disc disagrees with its estimate is re-centred (at most twice).
-        pending = {i: disc for i, disc in enumerate(located) if disc is not None}
+        candidates = self.locate(images)
+        # First fine pass on every candidate; keep the most disc-like crop of each image.
+        jobs = [(i, disc) for i, found in enumerate(candidates) for disc in found]
         crops: dict[int, tuple] = {}
-        for attempt in range(1 + MAX_RECENTRING):
+        chosen: dict[int, tuple[float, float, float]] = {}
+        if jobs:
+            first = self.segment_crops([images[i] for i, _ in jobs], [disc for _, disc in jobs], attention)
+            best: dict[int, float] = {}
+            for (i, disc), crop in zip(jobs, first):
+                score = self._confidence(crop)
+                if i not in best or score > best[i]:
+                    best[i], crops[i], chosen[i] = score, crop, disc
+        # A crop whose disc disagrees with its estimate is re-centred (at most MAX_RECENTRING times).
+        pending = {i: refined for i, disc in chosen.items() if (refined := self._refined(crops[i], disc))}
+        for _ in range(MAX_RECENTRING):
             if not pending:
                 break
             crops.update(zip(pending, self.segment_crops([images[i] for i in pending], list(pending.values()),
@@ -249,36 +275,48 @@ class Segmenter:
         return [self._result(image.shape[-2:], crops.get(i), attention, per_image) for i, image in enumerate(images)]
 
     def _result(self, shape, crop, attention: bool, seconds: float) -> SegmentationResult:
+        """Resample a crop's maps into image-sized arrays; masks are post-processed inside the crop only."""
         clock = Stopwatch()
         disc_p = np.zeros(shape, np.float32)
         cup_p = np.zeros(shape, np.float32)
-        box = None
-        maps: list[torch.Tensor] = []
-        if crop is not None:
-            box, probs, maps = crop
-            _paste(disc_p, probs[0], box)
-            _paste(cup_p, probs[1], box)
-        disc = largest_component(disc_p > self.disc_threshold)
-        cup = largest_component((cup_p > self.cup_threshold) & disc)
+        disc = np.zeros(shape, bool)
+        cup = np.zeros(shape, bool)
+        gates = [np.zeros(shape, np.float32) for _ in range(self.model.num_gates)] if attention else []
+        box = crop[0] if crop is not None else None
+        region = _inside(box, shape) if box is not None else None
+        offset = (0, 0)
+        if region is not None:
+            rows, cols, box_rows, box_cols = region
+            _, probs, maps = crop
+            # Gate k is on a grid 2**k coarser; bring every map to the crop's grid, then resample once.
+            stacked = torch.cat([probs] + [resize(m[None, None].float(), probs.shape[-2:])[0] for m in maps])
+            size = (box[2] - box[0], box[3] - box[1])
+            stacked = resize(stacked[None].float(), size)[0][:, box_rows, box_cols].clamp_(0, 1).cpu().numpy()
+            disc_p[rows, cols], cup_p[rows, cols] = stacked[0], stacked[1]
+            local_disc = largest_component(stacked[0] > self.disc_threshold)
+            disc[rows, cols] = local_disc
+            cup[rows, cols] = largest_component((stacked[1] > self.cup_threshold) & local_disc)
+            for gate, values in zip(gates, stacked[2:]):
+                gate[rows, cols] = values
+            offset = (rows.start, cols.start)
         messages = []
         if not disc.any():
             messages.append(NO_DISC_MESSAGE)
             box = None
-        attention_maps = []
-        if attention:
-            for gate in maps if box is not None else [None] * self.model.num_gates:
-                full = np.zeros(shape, np.float32)
-                if gate is not None:
-                    _paste(full, gate, box)
-                    np.clip(full, 0.0, 1.0, out=full)
-                attention_maps.append(full)
+            for gate in gates:
+                gate.fill(0.0)
+            measurements = measure(disc, cup)
+        else:
+            local = measure(disc[region[0], region[1]], cup[region[0], region[1]])
+            measurements = replace(local, disc_centre_y=local.disc_centre_y + offset[0],
+                                   disc_centre_x=local.disc_centre_x + offset[1])
         return SegmentationResult(
             disc=disc,
             cup=cup,
             disc_probability=disc_p,
             cup_probability=cup_p,
-            attention=attention_maps,
-            measurements=measure(disc, cup),
+            attention=gates,
+            measurements=measurements,
             provenance=dict(self.provenance),
             seconds=seconds + clock(),
             crop_box=box,
