@@ -1,0 +1,1 @@
+"""napari dock widgets (Qt lives only in this sub-package)."""

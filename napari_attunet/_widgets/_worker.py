@@ -1,0 +1,94 @@
+"""Running one of the engine's progress generators in a napari ``thread_worker``.
+
+The engine's long work (``iter_segment``, ``iter_train``) is a generator of
+``Progress`` events; here it runs in a napari generator worker, so the event loop
+keeps running, each event reaches the GUI through ``yielded``, and *Cancel* calls
+``worker.quit()``: the worker stops at the next event.  superqt's worker stops
+resuming the generator but does not close it, so :class:`Job` closes it when the
+worker has finished; closing an engine generator runs its clean-up (a training run
+keeps its best checkpoint).  Memory of a GPU is handed back at the end.
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Callable, Generator
+
+from napari.qt.threading import create_worker
+
+
+def release_accelerator_memory() -> None:
+    """Give cached CUDA memory back to the driver (no-op on CPU-only machines)."""
+    gc.collect()
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class Job:
+    """A cancellable generator job with GUI callbacks (all called in the main thread).
+
+    Args:
+        generator: an unstarted generator (its code runs in the worker thread);
+            its return value goes to ``on_done``.
+        on_event: called with every yielded value.
+        on_done: called with the return value when the job ran to its end.
+        on_error: called with the exception when the job raised.
+        on_cancelled: called when the job was cancelled.
+        on_finished: called last, in every case.
+    """
+
+    def __init__(self, generator: Generator, *, on_event: Callable, on_done: Callable,
+                 on_error: Callable[[BaseException], None], on_cancelled: Callable[[], None],
+                 on_finished: Callable[[], None]):
+        self._generator = generator
+        self.cancelled = False
+        self.running = False
+        self.outcome: str | None = None  # "done", "error" or "cancelled" once the job has ended
+        self._on_cancelled = on_cancelled
+        self._on_finished = on_finished
+
+        def run():
+            return (yield from generator)
+
+        def done(value):
+            self.outcome = "done"
+            on_done(value)
+
+        def error(exception):
+            self.outcome = "error"
+            on_error(exception)
+
+        def aborted():
+            self.outcome = "cancelled"
+            on_cancelled()
+
+        # Connected at creation: errors go to ``on_error`` instead of being re-raised in the main thread.
+        self.worker = create_worker(run, _start_thread=False, _connect={
+            "yielded": on_event, "returned": done, "errored": error, "aborted": aborted,
+            "finished": self._finish})
+
+    def start(self) -> "Job":
+        self.running = True
+        self.worker.start()
+        return self
+
+    def cancel(self) -> None:
+        """Stop at the next progress event (the current step finishes first)."""
+        if self.running and not self.cancelled:
+            self.cancelled = True
+            self.worker.quit()
+
+    def _finish(self) -> None:
+        self.running = False
+        if self.outcome is None:  # cancelled just as the work ended: superqt then emits neither signal
+            self.outcome = "cancelled"
+            self._on_cancelled()
+        try:
+            self._generator.close()  # no-op when it ran to its end; else runs the engine's clean-up
+        finally:
+            release_accelerator_memory()
+            self._on_finished()

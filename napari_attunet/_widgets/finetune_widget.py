@@ -1,0 +1,393 @@
+"""The "Fine-tune model" dock widget: a thin GUI over ``iter_train``.
+
+Training pairs come from the viewer (an image layer with label layers named
+``<image> optic disc`` and ``<image> optic cup``, e.g. the segment widget's output
+corrected with the brush) or from a folder in one of the engine's dataset layouts.
+Training runs in a napari ``thread_worker``: a progress bar, loss and validation Dice
+per epoch in a small plot, elapsed time and ETA; *Cancel* stops at the next training
+step and keeps the best checkpoint written so far.  The saved weights (safetensors,
+with metadata on the training data and settings) go to the segment widget in one click.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    ProgressBar,
+    PushButton,
+    RadioButtons,
+    Select,
+    SpinBox,
+)
+from napari.utils.notifications import show_error, show_info, show_warning
+
+from .. import _layers
+from ..progress import Progress
+from ._session import DEFAULT_WEIGHTS, FROM_FILE, session
+from ._worker import Job
+
+if TYPE_CHECKING:
+    import napari
+
+FROM_LAYERS = "image and label layers in the viewer"
+FROM_FOLDER = "a folder of images and masks"
+PROGRESS_STEPS = 1000
+
+
+def _devices() -> list[str]:
+    from ..devices import available_devices
+
+    return ["auto", *available_devices()]
+
+
+def default_output_path() -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path.home() / "napari-attunet" / f"fine-tuned-{stamp}.safetensors"
+
+
+def _duration(seconds: float) -> str:
+    if seconds is None or math.isnan(seconds):
+        return "–"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class FinetuneWidget(Container):
+    """Fine-tune the Attention U-Net on annotated images."""
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.job: Job | None = None
+        self.history: list[dict] = []
+        self.saved_path: Path | None = None
+        self.last_message = ""
+        self._epochs_total = 0
+
+        self.source = RadioButtons(label="training data", choices=[FROM_LAYERS, FROM_FOLDER], value=FROM_LAYERS)
+        self.images = Select(label="images", choices=self._image_choices,
+                             tooltip="each image needs label layers '<image> optic disc' and '<image> optic cup'")
+        self.folder = FileEdit(label="folder", mode="d", visible=False,
+                               tooltip="Drishti-GS1 (its training split), NAME_disc.png + NAME_cup.png masks, "
+                                       "or REFUGE-style maps in masks/")
+        self.start_from = ComboBox(label="start from", choices=lambda _: session.choices(), value=DEFAULT_WEIGHTS)
+        self.start_file = FileEdit(label="weights file", mode="r", filter="*.safetensors", visible=False)
+        self.epochs = SpinBox(label="epochs", value=10, min=1, max=10000)
+        self.learning_rate = FloatSpinBox(label="learning rate", value=2e-4, min=1e-5, max=1.0, step=1e-5)
+        self.output = FileEdit(label="save to", mode="w", filter="*.safetensors", value=default_output_path())
+        self.advanced = CheckBox(text="advanced settings", value=False)
+        self.batch_size = SpinBox(label="batch size", value=4, min=1, max=256)
+        self.augment = CheckBox(text="augmentation (flips, colour, scale)", value=True)
+        self.val_fraction = FloatSpinBox(label="validation fraction", value=0.2, min=0.0, max=0.9, step=0.05)
+        self.freeze_encoder = CheckBox(text="freeze the encoder", value=False)
+        self.device = ComboBox(label="device", choices=_devices(), value="auto")
+        self.input_size = ComboBox(label="input size", choices=[64, 128, 192, 256, 320, 384, 512], value=256)
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self._advanced_widgets = [self.batch_size, self.augment, self.val_fraction, self.freeze_encoder,
+                                  self.device, self.input_size, self.seed]
+        self.train_button = PushButton(text="Train")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.use_button = PushButton(text="Use in Segment widget", enabled=False,
+                                     tooltip="hand the trained weights to the segment widget")
+        self.progress = ProgressBar(label="progress", min=0, max=PROGRESS_STEPS, value=0)
+        self.status = Label(label="status", value="")
+        self.extend([
+            self.source, self.images, self.folder, self.start_from, self.start_file, self.epochs,
+            self.learning_rate, self.output, self.advanced, *self._advanced_widgets,
+            Container(widgets=[self.train_button, self.cancel_button], layout="horizontal", labels=False,
+                      label=" "),
+            self.progress, self.status, self.use_button,
+        ])
+        self.status.native.setWordWrap(True)
+        self.status.native.setMinimumHeight(2 * self.status.native.fontMetrics().lineSpacing() + 4)
+        for widget in self._advanced_widgets:
+            widget.visible = False
+
+        from ._plot import TrainingPlot
+
+        self.plot = TrainingPlot()
+        self.native.layout().addWidget(self.plot.canvas)
+
+        self.source.changed.connect(self._on_source)
+        self.start_from.changed.connect(lambda v: setattr(self.start_file, "visible", v == FROM_FILE))
+        self.advanced.changed.connect(self._on_advanced)
+        self.train_button.changed.connect(lambda: self.train())
+        self.cancel_button.changed.connect(self.cancel)
+        self.use_button.changed.connect(lambda: self.use_in_segment())
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self._layers_changed)
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._refresh_images)
+        session.changed.connect(self._on_session_changed)
+
+    # ------------------------------------------------------------------ choices
+
+    def _image_choices(self, _widget=None) -> list[tuple[str, Any]]:
+        from napari.layers import Image
+
+        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Image)
+                and not (isinstance(layer.metadata, dict) and _layers.METADATA_KEY in layer.metadata)]
+
+    def _layers_changed(self, event=None) -> None:
+        if event is not None and getattr(event, "type", "") == "inserted":
+            event.value.events.name.connect(self._refresh_images)
+        self._refresh_images()
+
+    def _refresh_images(self, event=None) -> None:
+        try:
+            self.images.reset_choices()
+        except RuntimeError:  # pragma: no cover - widget already deleted
+            pass
+
+    def _on_session_changed(self) -> None:
+        try:
+            self.start_from.reset_choices()
+        except RuntimeError:  # pragma: no cover - widget already deleted
+            pass
+
+    def _on_source(self, value: str) -> None:
+        self.images.visible = value == FROM_LAYERS
+        self.folder.visible = value == FROM_FOLDER
+
+    def _on_advanced(self, value: bool) -> None:
+        for widget in self._advanced_widgets:
+            widget.visible = bool(value)
+
+    def _message(self, text: str, level: str = "info") -> None:
+        self.last_message = text
+        self.status.value = text
+        {"error": show_error, "warning": show_warning}.get(level, show_info)(text)
+
+    # ------------------------------------------------------------------ inputs
+
+    def layer_samples(self, layers=None) -> tuple[list, str]:
+        """Training samples from image layers and their label layers; raises ValueError."""
+        from ..datasets import make_sample
+
+        layers = list(self.images.value if layers is None else layers)
+        if not layers:
+            raise ValueError("select at least one image layer (with its '<image> optic disc' and "
+                             "'<image> optic cup' label layers)")
+        samples, described = [], []
+        for layer in layers:
+            names = _layers.disc_layer_name(layer.name), _layers.cup_layer_name(layer.name)
+            missing = [n for n in names if n not in self.viewer.layers]
+            if missing:
+                raise ValueError(f"'{layer.name}' has no label layer {' or '.join(repr(n) for n in missing)}; "
+                                 "segment it first (then correct the labels), or name your label layers so")
+            disc, cup = (self.viewer.layers[n] for n in names)
+            data = layer.data[0] if layer.multiscale else layer.data
+            pairs, skipped = _layers.training_pairs(data, bool(layer.rgb), disc.data, cup.data, layer.name)
+            for index, (image, disc_mask, cup_mask) in enumerate(pairs):
+                name = layer.name if len(pairs) == 1 else f"{layer.name}[{index}]"
+                samples.append(make_sample(name, image, disc_mask, cup_mask))
+            described.append(f"{layer.name} ({len(pairs)} image{'s' * (len(pairs) != 1)}"
+                             f"{f', {skipped} without disc skipped' if skipped else ''})")
+        return samples, "napari layers: " + ", ".join(described)
+
+    def init_weights(self) -> str:
+        choice = self.start_from.value
+        if choice == DEFAULT_WEIGHTS:
+            return "default"
+        if choice == FROM_FILE:
+            value = self.start_file.value
+            if value is None or str(value) in ("", ".") or not Path(value).is_file():
+                raise ValueError("choose the weights file to start from (.safetensors)")
+            return str(value)
+        path = session.weights.get(choice)
+        if path is None or not Path(path).is_file():
+            raise ValueError(f"the fine-tuned weights {choice!r} are no longer on disk")
+        return str(path)
+
+    def output_path(self, init: str) -> Path:
+        from ..weights import default_weights_path
+
+        value = self.output.value
+        if value is None or str(value) in ("", "."):
+            raise ValueError("choose where to save the fine-tuned weights")
+        path = Path(value)
+        if path.suffix.lower() != ".safetensors":
+            path = path.with_name(path.name + ".safetensors")
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder; choose a file name ending in .safetensors")
+        protected = {default_weights_path().resolve()}
+        if init != "default":
+            protected.add(Path(init).resolve())
+        if path.resolve() in protected:
+            raise ValueError(f"{path.name} is the starting network; save the fine-tuned one under another name")
+        return path
+
+    def config(self, data_description: str, init: str):
+        from ..training import TrainConfig
+
+        epochs = int(self.epochs.value)
+        config = TrainConfig(
+            epochs=epochs,
+            batch_size=int(self.batch_size.value),
+            learning_rate=float(self.learning_rate.value),
+            warmup_epochs=1 if epochs >= 5 else 0,
+            val_fraction=float(self.val_fraction.value),
+            val_every=1,
+            seed=int(self.seed.value),
+            input_size=int(self.input_size.value),
+            augment=bool(self.augment.value),
+            freeze_encoder=bool(self.freeze_encoder.value),
+            init_weights=init,
+            device=str(self.device.value),
+            data_description=data_description,
+            command="napari-attunet 'Fine-tune model' widget",
+        )
+        config.validate()
+        return config
+
+    # ------------------------------------------------------------------ training
+
+    def train(self) -> Job | None:
+        """Check the inputs and start training; returns the running job (None when refused)."""
+        if self.job is not None and self.job.running:
+            self._message("training is already running; wait or press Cancel", "warning")
+            return None
+        try:
+            init = self.init_weights()
+            out = self.output_path(init)
+            if self.source.value == FROM_LAYERS:
+                samples, description = self.layer_samples()
+                folder = None
+            else:
+                folder = self.folder.value
+                if folder is None or str(folder) in ("", ".") or not Path(folder).is_dir():
+                    raise ValueError("choose a folder of annotated images")
+                samples, description = None, f"folder {folder}"
+            config = self.config(description, init)
+        except ValueError as error:
+            self._message(str(error), "error")
+            return None
+        self.history = []
+        self.plot.clear()
+        self.progress.value = 0
+        self.saved_path = None
+        self.use_button.enabled = False
+        self._epochs_total = config.epochs
+        self._out = out
+        self._set_running(True)
+        self.status.value = f"preparing {'the folder' if folder else f'{len(samples)} image(s)'}…"
+        self.job = Job(_train_job(samples, folder, out, config), on_event=self._on_event, on_done=self._on_done,
+                       on_error=self._on_error, on_cancelled=self._on_cancelled,
+                       on_finished=self._on_finished)
+        return self.job.start()
+
+    def cancel(self) -> None:
+        if self.job is not None and self.job.running:
+            self.status.value = "cancelling after the current training step…"
+            self.job.cancel()
+
+    def _set_running(self, running: bool) -> None:
+        self.train_button.enabled = not running
+        self.cancel_button.enabled = running
+
+    def _on_event(self, event: Progress) -> None:
+        self.progress.value = int(round(PROGRESS_STEPS * min(max(event.fraction, 0.0), 1.0)))
+        if event.stage == "load":
+            self.status.value = event.message
+            return
+        epoch = int(event.metrics.get("epoch", 0))
+        timing = f"elapsed {_duration(event.elapsed)}, ETA {_duration(event.eta)}"
+        if event.stage == "train":
+            last = self.history[-1] if self.history else {}
+            dice = (f", val Dice disc {last['dice_od']:.3f} cup {last['dice_oc']:.3f}"
+                    if "dice_od" in last else "")
+            self.status.value = (f"epoch {epoch}/{self._epochs_total}, step {event.step}/{event.total}, "
+                                 f"loss {event.metrics.get('loss', math.nan):.4f}{dice}\n{timing}")
+        elif event.stage == "validate":
+            record = {k: float(v) for k, v in event.metrics.items()}
+            self.history.append(record)
+            self.plot.add_epoch(record)
+            dice = (f", val Dice disc {record['dice_od']:.3f} cup {record['dice_oc']:.3f}"
+                    if "dice_od" in record else "")
+            self.status.value = f"epoch {epoch}/{self._epochs_total} done: loss {record['loss']:.4f}{dice}\n{timing}"
+
+    def _on_done(self, path) -> None:
+        self.saved_path = Path(path)
+        self.progress.value = PROGRESS_STEPS
+        self.use_button.enabled = True
+        self._message(f"training finished; weights saved to {self.saved_path}")
+
+    def _on_cancelled(self) -> None:
+        out = getattr(self, "_out", None)
+        if out is not None and Path(out).is_file() and self.history:
+            self.saved_path = Path(out)
+            self.use_button.enabled = True
+            self._message(f"training cancelled after {len(self.history)} epoch(s); the best checkpoint "
+                          f"so far is kept in {out}")
+        else:
+            self._message("training cancelled before the first epoch ended; no weights were saved", "warning")
+
+    def _on_error(self, error: BaseException) -> None:
+        prefix = "training failed" if isinstance(error, (ValueError, OSError, RuntimeError)) \
+            else f"training failed ({type(error).__name__})"
+        self._message(f"{prefix}: {error}", "error")
+
+    def _on_finished(self) -> None:
+        self._set_running(False)
+        out = getattr(self, "_out", None)
+        if out is not None:  # the engine's resume state; the widget does not resume, so it is not kept
+            Path(out).with_name(Path(out).name + ".resume.safetensors").unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ hand-over
+
+    def use_in_segment(self):
+        """Open (or find) the segment widget and select the weights trained here."""
+        if self.saved_path is None or not self.saved_path.is_file():
+            self._message("train (or cancel after an epoch) first: there are no weights to use yet", "error")
+            return None
+        widget = None
+        try:
+            _, widget = self.viewer.window.add_plugin_dock_widget("napari-attunet", "Segment optic disc & cup")
+        except Exception as error:  # no Qt window (headless viewer) or plugin not registered
+            show_warning(f"could not open the segment widget ({error}); the weights are in its menu")
+        label = session.use(self.saved_path)
+        if widget is not None and hasattr(widget, "use_weights"):
+            widget.use_weights(label)
+        self._message(f"the segment widget now uses {label}")
+        return widget
+
+
+def _train_job(samples, folder, out: Path, config):
+    """Worker-thread side: load a folder when asked, then train."""
+    from ..datasets import load_dataset
+    from ..training import iter_train
+
+    if samples is None:
+        yield Progress("load", 0, 1, f"loading {folder}…")
+        samples = load_dataset(folder, "train")
+        config.data_description = f"folder {folder} ({len(samples)} images)"
+    yield Progress("load", 0, 1, f"starting from {config.init_weights} weights, {len(samples)} image(s)…")
+    events = iter_train(samples, out, config)
+    result = None
+    try:
+        for event in events:
+            if event.result is not None:
+                result = event.result
+            yield event
+    finally:
+        events.close()
+    return result
+
+
+def finetune_widget(napari_viewer: "napari.viewer.Viewer") -> FinetuneWidget:
+    """npe2 widget command."""
+    return FinetuneWidget(napari_viewer)
+
+
+__all__ = ["FinetuneWidget", "finetune_widget"]
