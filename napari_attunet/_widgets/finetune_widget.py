@@ -34,7 +34,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from .. import _layers
 from ..progress import Progress
 from ._session import DEFAULT_WEIGHTS, FROM_FILE, session
-from ._worker import Job
+from ._worker import Job, fixed_text_area
 
 if TYPE_CHECKING:
     import napari
@@ -109,8 +109,7 @@ class FinetuneWidget(Container):
                       label=" "),
             self.progress, self.status, self.use_button,
         ])
-        self.status.native.setWordWrap(True)
-        self.status.native.setMinimumHeight(2 * self.status.native.fontMetrics().lineSpacing() + 4)
+        fixed_text_area(self.status, lines=3, wrap=True)
         for widget in self._advanced_widgets:
             widget.visible = False
 

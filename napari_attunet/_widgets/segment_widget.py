@@ -28,7 +28,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from .. import _layers
 from ..progress import Progress
 from ._session import DEFAULT_WEIGHTS, FROM_FILE, get_model, session
-from ._worker import Job
+from ._worker import Job, fixed_text_area
 
 if TYPE_CHECKING:
     import napari
@@ -95,9 +95,8 @@ class SegmentWidget(Container):
             Container(widgets=[self.measure_button, self.export_button], layout="horizontal", labels=False,
                       label=" "),
         ])
-        self.status.native.setWordWrap(True)
-        self.status.native.setMinimumHeight(2 * self.status.native.fontMetrics().lineSpacing() + 4)
-        self.results.native.setMinimumHeight(3 * self.results.native.fontMetrics().lineSpacing() + 4)
+        fixed_text_area(self.status, lines=2, wrap=True)
+        fixed_text_area(self.results, lines=3)
 
         self.weights.changed.connect(self._on_weights_choice)
         self.run_button.changed.connect(lambda: self.segment())
@@ -414,7 +413,20 @@ def _segment_job(request: dict):
         events.close()
     layer_data = _layers.result_layer_data(result, request["name"], show_probabilities=request["probabilities"],
                                            stack_shape=request["stack_shape"])
+    _preload_label_layer_modules()
     return result, layer_data
+
+
+def _preload_label_layer_modules() -> None:
+    """Import here, off the GUI thread, what napari's first Labels layer would import there.
+
+    napari builds a Labels layer's feature table with pandas; importing it takes about
+    0.3 s, which the GUI thread would otherwise spend the first time results are added.
+    """
+    try:
+        import pandas  # noqa: F401
+    except ImportError:  # pragma: no cover - napari depends on pandas
+        pass
 
 
 def segment_widget(napari_viewer: "napari.viewer.Viewer") -> SegmentWidget:
