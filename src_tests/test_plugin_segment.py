@@ -294,3 +294,15 @@ def test_grayscale_image_and_stack(viewer, qtbot, messages):
     assert [r["slice"] for r in record] == [[0], [1]]
     measured = widget.measure("stack")
     assert [index for index, _ in measured] == [(0,), (1,)]
+
+
+def test_layer_data_tuples_work_with_the_viewer_add_methods(viewer):
+    """``demo --view`` adds the tuples with ``viewer.add_<type>(data, **kwargs)``: every kwarg must be valid."""
+    from napari_attunet._layers import output_layer_names, result_layer_data
+    from test_plugin_layers import fake_result
+
+    viewer.add_image(np.zeros((120, 100, 3), np.uint8), name="eye", rgb=True)
+    for data, kwargs, layer_type in result_layer_data(fake_result(), "eye", show_probabilities=True):
+        getattr(viewer, f"add_{layer_type}")(data, **kwargs)
+    assert [layer.name for layer in viewer.layers] == ["eye", *output_layer_names("eye", 4, probabilities=True)]
+    assert viewer.layers["eye optic disc"].data.dtype == np.uint8

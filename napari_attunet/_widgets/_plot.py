@@ -14,8 +14,8 @@ FOREGROUND = "#d1d2d4"
 class TrainingPlot:
     """Loss (left axis) and validation Dice of disc and cup (right axis, 0..1) per epoch."""
 
-    def __init__(self, height_px: int = 190):
-        self.figure = Figure(figsize=(3.2, 1.9), dpi=100, facecolor=BACKGROUND, layout="constrained")
+    def __init__(self, height_px: int = 220):
+        self.figure = Figure(figsize=(3.2, 2.2), dpi=100, facecolor=BACKGROUND, layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(height_px)
         self.loss_axes = self.figure.add_subplot(1, 1, 1)

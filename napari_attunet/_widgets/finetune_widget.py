@@ -88,7 +88,7 @@ class FinetuneWidget(Container):
         self.output = FileEdit(label="save to", mode="w", filter="*.safetensors", value=default_output_path())
         self.advanced = CheckBox(text="advanced settings", value=False)
         self.batch_size = SpinBox(label="batch size", value=4, min=1, max=256)
-        self.augment = CheckBox(text="augmentation (flips, colour, scale)", value=True)
+        self.augment = CheckBox(text="augmentation (rotation, mirror, scale, colour, blur, noise)", value=True)
         self.val_fraction = FloatSpinBox(label="validation fraction", value=0.2, min=0.0, max=0.9, step=0.05)
         self.freeze_encoder = CheckBox(text="freeze the encoder", value=False)
         self.device = ComboBox(label="device", choices=_devices(), value="auto")

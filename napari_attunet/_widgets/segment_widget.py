@@ -108,7 +108,7 @@ class SegmentWidget(Container):
             event.connect(self._layers_changed)
         self.viewer.layers.selection.events.active.connect(self._on_active_layer)
         session.changed.connect(self._on_session_changed)
-        session.selected.connect(self.use_weights)
+        session.selected.connect(self._on_session_selected)
         for layer in self.viewer.layers:
             layer.events.name.connect(self._on_rename)
         self._layers_changed()
@@ -142,7 +142,16 @@ class SegmentWidget(Container):
                 return
 
     def _on_session_changed(self) -> None:
-        self.weights.reset_choices()
+        try:
+            self.weights.reset_choices()
+        except RuntimeError:  # pragma: no cover - this widget's Qt side was already deleted
+            session.changed.disconnect(self._on_session_changed)
+
+    def _on_session_selected(self, label: str) -> None:
+        try:
+            self.use_weights(label)
+        except RuntimeError:  # pragma: no cover - this widget's Qt side was already deleted
+            session.selected.disconnect(self._on_session_selected)
 
     def _on_weights_choice(self, value: str) -> None:
         self.weights_file.visible = value == FROM_FILE
