@@ -183,11 +183,11 @@ def test_heartbeat_keeps_ticking_while_the_network_computes(viewer, qtbot):
     longest = max(np.diff(stamps))
     computing = window["end"] - window["start"]
     print(f"\nheartbeat: {len(inside)} ticks in {computing:.2f} s of computing, longest gap {longest * 1000:.0f} ms")
-    assert computing > 0.2 and len(inside) > 10
+    assert len(inside) >= computing / 0.1 - 1  # ticks all along, not only before and after
     assert longest < 1.0  # target 0.1 s (docs/benchmarks.md); generous here because CI machines are noisy
 
 
-def test_cancel(viewer, qtbot, messages):
+def test_cancel(viewer, qtbot, messages, monkeypatch):
     open_sample(viewer)
     widget = dock_segment(viewer)
     job = widget.segment()
@@ -199,18 +199,29 @@ def test_cancel(viewer, qtbot, messages):
     assert "cancelled" in widget.last_message
     assert widget.run_button.enabled and not widget.cancel_button.enabled
 
-    # cancel on the first progress event: the work stops at the next one
+    # cancel on the first progress event (in the worker thread, so that even a fast GPU cannot finish
+    # first): the work stops before the next step
+    from qtpy.QtCore import Qt
+
+    from napari_attunet._widgets._worker import Job
+
     events = []
+    start = Job.start
 
-    def cancel_on_first(event):
-        events.append(event)
-        widget.cancel()
+    def start_with_quit_on_first_event(self):
+        def quit_on_first(event):
+            events.append(event)
+            self.worker.quit()
 
+        self.worker.yielded.connect(quit_on_first, Qt.ConnectionType.DirectConnection)
+        return start(self)
+
+    monkeypatch.setattr(Job, "start", start_with_quit_on_first_event)
     job = widget.segment()
-    job.worker.yielded.connect(cancel_on_first)
     qtbot.waitUntil(lambda: not job.running, timeout=120_000)
     assert job.outcome == "cancelled" and result_layers(viewer) == []
-    assert events and events[-1].result is None
+    assert len(events) == 1 and events[0].result is None
+    assert "cancelled" in widget.last_message
 
 
 def test_wrong_inputs_show_a_message(viewer, qtbot, messages, tmp_path):
