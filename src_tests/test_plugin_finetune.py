@@ -171,6 +171,13 @@ def test_wrong_inputs_show_a_message(viewer, qtbot, tmp_path, messages):
     widget.images.value = [lonely]
     assert widget.train() is None and "disc labels are empty" in messages[-1][1]
 
+    disc = np.zeros((256, 256), np.uint8)
+    disc[100:150, 100:150] = 1
+    viewer.layers["lonely optic disc"].data = disc
+    widget.val_fraction.value = 0.9
+    assert widget.train() is None and "holds out all 1 image" in messages[-1][1]
+    widget.val_fraction.value = 0.2
+
     viewer.layers["lonely optic disc"].data = np.ones((100, 100), np.uint8)
     assert widget.train() is None and "cover the image" in messages[-1][1]
 

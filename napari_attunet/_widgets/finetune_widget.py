@@ -269,6 +269,8 @@ class FinetuneWidget(Container):
                     raise ValueError("choose a folder of annotated images")
                 samples, description = None, f"folder {folder}"
             config = self.config(description, init)
+            if samples is not None:
+                check_split(len(samples), config.val_fraction)
         except ValueError as error:
             self._message(str(error), "error")
             return None
@@ -362,6 +364,16 @@ class FinetuneWidget(Container):
         return widget
 
 
+def check_split(count: int, val_fraction: float) -> None:
+    """Refuse a validation fraction that leaves no image to train on (the engine's split rule)."""
+    n_val = int(round(val_fraction * count))
+    if val_fraction > 0 and n_val == 0 and count > 1:
+        n_val = 1
+    if count - n_val < 1:
+        raise ValueError(f"a validation fraction of {val_fraction:g} holds out all {count} image(s); "
+                         "lower it (0 trains on every image without validation)")
+
+
 def _train_job(samples, folder, out: Path, config):
     """Worker-thread side: load a folder when asked, then train."""
     from ..datasets import load_dataset
@@ -370,6 +382,7 @@ def _train_job(samples, folder, out: Path, config):
     if samples is None:
         yield Progress("load", 0, 1, f"loading {folder}…")
         samples = load_dataset(folder, "train")
+        check_split(len(samples), config.val_fraction)
         config.data_description = f"folder {folder} ({len(samples)} images)"
     yield Progress("load", 0, 1, f"starting from {config.init_weights} weights, {len(samples)} image(s)…")
     events = iter_train(samples, out, config)
