@@ -6,8 +6,9 @@ Recognised by file name (so that ordinary photographs are never claimed):
   non-zero (or >= 128 for 8-bit masks with soft edges) is inside;
 * Drishti-GS1 soft maps ``NAME_ODsegSoftmap.png`` / ``NAME_cupsegSoftmap.png``: inside where
   at least two of the four experts agree (>= 128);
-* REFUGE-style maps ``NAME_refuge.png|bmp`` or files in a ``Disc_Cup_Masks`` folder
-  (255 background, 128 rim, 0 cup): two layers, disc and cup.
+* REFUGE-style maps ``NAME_refuge.png|bmp`` (255 background, 128 rim, 0 cup): two
+  layers, disc and cup.  (Called directly, :func:`get_reader` also accepts any image in
+  a ``Disc_Cup_Masks`` folder, REFUGE's own layout; napari only offers files by name.)
 
 Layers are named like the segment widget's (``NAME optic disc``, ``NAME optic cup``),
 so *Measure* and *Fine-tune* find them next to an image layer called ``NAME``.

@@ -70,3 +70,17 @@ def test_writers_are_chosen_by_napari(make_napari_viewer, tmp_path):
     (opened,) = viewer.open(str(tmp_path / "eye_cup.tif"), plugin="napari-attunet")
     assert opened.name == "eye optic cup" and type(opened).__name__ == "Labels"
     np.testing.assert_array_equal(opened.data, cup)
+
+
+@pytest.mark.parametrize("path, ours", [
+    ("/data/eye_disc.png", True), ("/data/eye_cup.TIF", True), ("/data/eye_oc.png", True),
+    ("/data/Drishti-GS1/drishtiGS_001_ODsegSoftmap.png", True),
+    ("/data/Drishti-GS1/drishtiGS_001_cupsegSoftmap.png", True),
+    ("/data/eye_refuge.bmp", True), ("/data/eye.png", False), ("/data/discovery.png", False),
+])
+def test_reader_is_offered_for_mask_names_only(path, ours):
+    pm = npe2.PluginManager.instance()
+    pm.discover()
+    offered = {reader.command for reader in pm.iter_compatible_readers([path])}
+    assert ("napari-attunet.get_reader" in offered) == ours
+
