@@ -67,8 +67,9 @@ def test_two_epoch_finetune_from_layers_then_segment_with_it(viewer, qtbot, tmp_
     from napari_attunet._widgets._session import DEFAULT_WEIGHTS
 
     layers = [add_pair(viewer, "left"), add_pair(viewer, "right", flip=True)]
+    viewer.add_image(np.ones((64, 64)), name="unlabelled")
     widget = dock(viewer)
-    widget.images.value = layers
+    assert list(widget.images.value) == layers  # preselected: the images with their two label layers
     out = tmp_path / "tuned.safetensors"
     small_settings(widget, out)
     job = widget.train()

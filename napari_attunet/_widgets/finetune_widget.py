@@ -129,6 +129,7 @@ class FinetuneWidget(Container):
         for layer in self.viewer.layers:
             layer.events.name.connect(self._refresh_images)
         session.changed.connect(self._on_session_changed)
+        self._refresh_images()
 
     # ------------------------------------------------------------------ choices
 
@@ -146,6 +147,10 @@ class FinetuneWidget(Container):
     def _refresh_images(self, event=None) -> None:
         try:
             self.images.reset_choices()
+            if not self.images.value:  # nothing chosen yet: offer every image that has its two label layers
+                self.images.value = [layer for name, layer in self._image_choices()
+                                     if _layers.disc_layer_name(name) in self.viewer.layers
+                                     and _layers.cup_layer_name(name) in self.viewer.layers]
         except RuntimeError:  # pragma: no cover - widget already deleted
             pass
 
