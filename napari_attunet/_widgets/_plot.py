@@ -32,6 +32,8 @@ class TrainingPlot:
                 spine.set_color(FOREGROUND)
         self.loss_axes.set_xlabel("epoch", color=FOREGROUND, fontsize=8)
         self.loss_axes.set_ylabel("loss", color="#ff9f43", fontsize=8)
+        self.dice_axes.yaxis.tick_right()  # clear() puts a twin axis' ticks and label back on the left
+        self.dice_axes.yaxis.set_label_position("right")
         self.dice_axes.set_ylabel("validation Dice", color="#7bd88f", fontsize=8)
         self.dice_axes.set_ylim(0, 1)
 
@@ -60,7 +62,8 @@ class TrainingPlot:
             handles = self.loss_axes.get_legend_handles_labels()
             extra = self.dice_axes.get_legend_handles_labels()
             legend = self.loss_axes.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=7,
-                                           loc="upper right", facecolor=BACKGROUND, edgecolor=FOREGROUND)
+                                           loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3,
+                                           frameon=False)
             for text in legend.get_texts():
                 text.set_color(FOREGROUND)
             self.loss_axes.set_xlim(0.5, max(epochs) + 0.5)
