@@ -128,6 +128,31 @@ def bench_training_epoch(data: Path) -> dict:
             "first_step_s": first}
 
 
+def bench_training_step(repeats: int) -> dict:
+    """One optimiser step (batch 8 at 256 px, deep supervision) with and without gates, interleaved."""
+    from napari_attunet import AttentionUNet
+    from napari_attunet.training import segmentation_loss
+
+    x = torch.randn(8, 3, 256, 256)
+    y = (torch.rand(8, 2, 256, 256) > 0.5).float()
+    steps = {}
+    for name, attention in (("attention", True), ("plain", False)):
+        model = AttentionUNet(norm="batch", attention=attention, deep_supervision=True).train()
+        optimizer = torch.optim.AdamW(model.parameters())
+
+        def step(model=model, optimizer=optimizer):
+            out = model(x)
+            loss = segmentation_loss(out.logits, y) + sum(segmentation_loss(d, y) for d in out.deep_supervision)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        steps[name] = step
+    medians = interleaved(steps, repeats)
+    return {"attention_s": medians["attention"], "plain_s": medians["plain"],
+            "ratio": medians["attention"] / medians["plain"]}
+
+
 def training_log_summary() -> dict:
     """Time to reach the validation accuracy of the shipped weights, from the committed training log."""
     log = REPO / "training" / "attention_unet.log.jsonl"
@@ -208,6 +233,9 @@ def markdown(results: dict) -> str:
         f"{a['plain_s'] * 1000:.1f} ms | {a['ratio']:.3f} | <= 1.15 |",
         f"| peak RSS, `segment` on a 4000 x 3000 photo (fresh process) | {m['peak_rss_MB']:.0f} MB | "
         f"1536 MB | {m['peak_rss_MB'] / 1536:.2f} | <= 1 |",
+        f"| training step (batch 8, 256 px) with gates vs `attention=False` | "
+        f"{results['training_step']['attention_s']:.2f} s | {results['training_step']['plain_s']:.2f} s | "
+        f"{results['training_step']['ratio']:.2f} | report |",
         f"| achieved GFLOP/s of the forward pass vs 2048^2 float32 matmul | {f['achieved_gflops']:.1f} | "
         f"{f['matmul_2048_gflops']:.1f} | {f['fraction_of_matmul']:.2f} | report |",
         "",
@@ -252,6 +280,7 @@ def main() -> int:
     results["flops"] = bench_flops(args.repeats * 3)
     results["memory"] = bench_peak_memory()
     results["training"] = bench_training_epoch(args.data)
+    results["training_step"] = bench_training_step(max(3, args.repeats // 2))
     results["training_log"] = training_log_summary()
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(markdown(results))

@@ -18,10 +18,9 @@ SUMMARY_KEYS = ("dice_od", "dice_oc", "iou_od", "iou_oc", "vcdr_abs_error", "vcd
 
 def score_sample(segmenter: Segmenter, sample: Sample) -> dict:
     """Segment one annotated sample and compare with its masks (and experts' CDRs when known)."""
-    import torch
+    from .inference import image_tensor
 
-    image = torch.from_numpy(sample.image).permute(2, 0, 1).to(segmenter.device)
-    result = segmenter.segment_tensor(image, attention=False)
+    result = segmenter.segment_tensor(image_tensor(sample.image, segmenter.device), attention=False)
     truth = measure(sample.disc, sample.cup)
     row = {
         "image": sample.name,

@@ -29,6 +29,7 @@ from .measure import Measurements, measure
 from .model import AttentionUNet
 from .preprocessing import crop_box, crop_padded, resize, square_pad_box, standardise, validate_image
 from .progress import Progress, Stopwatch, run_to_end
+from .shapes import SHAPES, largest_component
 
 DEFAULT_PREPROCESSING = {
     "coarse_size": 256,
@@ -40,6 +41,7 @@ DEFAULT_PREPROCESSING = {
 NO_DISC_MESSAGE = "no optic disc found"
 MAX_RECENTRING = 2
 MAX_CANDIDATES = 3
+DEFAULT_SHAPE = "components"
 
 
 @dataclass
@@ -103,16 +105,6 @@ def provenance(model: AttentionUNet, disc_threshold: float, cup_threshold: float
     }
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 8-connected component of ``mask`` with its holes filled (empty stays empty)."""
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3), bool))
-    if count == 0:
-        return np.zeros_like(mask, dtype=bool)
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return ndimage.binary_fill_holes(labels == sizes.argmax())
-
-
 def _disc_geometry(disc: np.ndarray) -> tuple[float, float, float] | None:
     """Centre (y, x) and diameter (larger extent) of a disc mask, in its pixels."""
     if not disc.any():
@@ -166,7 +158,7 @@ class Segmenter:
     """Runs one network over images; holds the model, device and thresholds."""
 
     def __init__(self, model: AttentionUNet, device: torch.device, disc_threshold: float = 0.5,
-                 cup_threshold: float = 0.5, tta: bool = False):
+                 cup_threshold: float = 0.5, tta: bool = False, shape: str = DEFAULT_SHAPE):
         for name, value in (("disc_threshold", disc_threshold), ("cup_threshold", cup_threshold)):
             if not 0.0 < value < 1.0:
                 raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
@@ -175,6 +167,9 @@ class Segmenter:
         self.disc_threshold = disc_threshold
         self.cup_threshold = cup_threshold
         self.tta = tta
+        if shape not in SHAPES:
+            raise ValueError(f"shape must be one of {', '.join(SHAPES)}, got {shape!r}")
+        self.shape = SHAPES[shape]
         self.settings = _preprocessing(model)
         self.provenance = provenance(model, disc_threshold, cup_threshold, device)
 
@@ -293,9 +288,9 @@ class Segmenter:
             size = (box[2] - box[0], box[3] - box[1])
             stacked = resize(stacked[None].float(), size)[0][:, box_rows, box_cols].clamp_(0, 1).cpu().numpy()
             disc_p[rows, cols], cup_p[rows, cols] = stacked[0], stacked[1]
-            local_disc = largest_component(stacked[0] > self.disc_threshold)
+            local_disc = self.shape(stacked[0] > self.disc_threshold)
             disc[rows, cols] = local_disc
-            cup[rows, cols] = largest_component((stacked[1] > self.cup_threshold) & local_disc)
+            cup[rows, cols] = self.shape((stacked[1] > self.cup_threshold) & local_disc) & local_disc
             for gate, values in zip(gates, stacked[2:]):
                 gate[rows, cols] = values
             offset = (rows.start, cols.start)

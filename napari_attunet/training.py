@@ -28,7 +28,7 @@ from .augment import disc_geometry, sample_view
 from .datasets import Sample
 from .devices import resolve_device
 from .inference import DEFAULT_PREPROCESSING, Segmenter
-from .measure import dice
+from .evaluation import score_sample
 from .model import AttentionUNet
 from .progress import Progress, Stopwatch, run_to_end
 from .weights import atomic_write_bytes, load_model, save_weights
@@ -99,13 +99,8 @@ def split_samples(samples: Sequence[Sample], val_fraction: float, seed: int) -> 
 
 def evaluate_samples(segmenter: Segmenter, samples: Sequence[Sample]) -> dict[str, float]:
     """Mean per-image Dice of disc and cup over ``samples`` with the full inference pipeline."""
-    od, oc = [], []
-    for sample in samples:
-        result = segmenter.segment_tensor(torch.from_numpy(sample.image).permute(2, 0, 1).to(segmenter.device),
-                                          attention=False)
-        od.append(dice(result.disc, sample.disc))
-        oc.append(dice(result.cup, sample.cup))
-    return {"dice_od": float(np.mean(od)), "dice_oc": float(np.mean(oc))}
+    rows = [score_sample(segmenter, sample) for sample in samples]
+    return {key: float(np.mean([row[key] for row in rows])) for key in ("dice_od", "dice_oc")}
 
 
 class _Views:
@@ -214,6 +209,9 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
         train_samples, val_samples = split_samples(samples, config.val_fraction, config.seed)
     else:
         train_samples, val_samples = list(samples), list(val_samples)
+    if not train_samples:
+        raise ValueError(f"validation fraction {config.val_fraction} of {len(samples)} images leaves none "
+                         "to train on; lower it or add images")
     device = resolve_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
