@@ -165,15 +165,13 @@ def training_log_summary() -> dict:
 
 PEAK_SCRIPT = textwrap.dedent(
     """
-    import resource, sys, numpy as np, torch, skimage.data, skimage.transform
+    import resource, sys, numpy as np, torch, skimage.data
+    from PIL import Image
     torch.set_num_threads(2)
     from napari_attunet import load_model, segment
     model = load_model(device="cpu")
-    retina = skimage.data.retina()
     photo = np.zeros((3000, 4000, 3), np.uint8)
-    big = (skimage.transform.resize(retina, (3000, 3000), order=1) * 255).astype(np.uint8)
-    photo[:, 500:3500] = big
-    del big
+    photo[:, 500:3500] = np.asarray(Image.fromarray(skimage.data.retina()).resize((3000, 3000)))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = segment(photo, model, device="cpu")
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
