@@ -165,17 +165,21 @@ def training_log_summary() -> dict:
 
 PEAK_SCRIPT = textwrap.dedent(
     """
-    import resource, sys, numpy as np, torch, skimage.data
+    import sys, numpy as np, torch, skimage.data
     from PIL import Image
     torch.set_num_threads(2)
     from napari_attunet import load_model, segment
     model = load_model(device="cpu")
     photo = np.zeros((3000, 4000, 3), np.uint8)
     photo[:, 500:3500] = np.asarray(Image.fromarray(skimage.data.retina()).resize((3000, 3000)))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    def peak():  # VmHWM starts afresh at exec; ru_maxrss would inherit the parent's peak across fork
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    before = peak()
     result = segment(photo, model, device="cpu")
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(before * 1024, after * 1024, result.disc_found)
+    after = peak()
+    print(before, after, result.disc_found)
     """
 )
 
