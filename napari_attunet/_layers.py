@@ -17,8 +17,6 @@ Layer naming (the widgets find layers by these names):
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from typing import Any, Sequence
 
@@ -332,12 +330,9 @@ def measurement_rows(image_name: str, record: dict | list[dict], provenance: dic
 
 def csv_text(rows: list[dict]) -> str:
     """CSV with :data:`CSV_COLUMNS` (NaN written as an empty cell)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
-    return buffer.getvalue()
+    from .imageio import rows_to_csv
+
+    return rows_to_csv(rows, CSV_COLUMNS)
 
 
 # --------------------------------------------------------------------------- training pairs

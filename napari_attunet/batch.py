@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import sys
 from pathlib import Path
 
-from .imageio import IMAGE_SUFFIXES, mask_to_uint8, read_image, write_image
+from .imageio import IMAGE_SUFFIXES, mask_to_uint8, read_image, rows_to_csv, write_image
 from .weights import atomic_write_bytes
 
 CSV_COLUMNS = [
@@ -53,12 +51,7 @@ def csv_row(name: str, result, status: str) -> dict:
 
 
 def csv_bytes(rows: list[dict]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
-    return buffer.getvalue().encode()
+    return rows_to_csv(rows, CSV_COLUMNS).encode()
 
 
 def write_result(result, image, paths: dict[str, Path]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import io
+import math
 import os
 from pathlib import Path
 
@@ -92,3 +94,13 @@ def decode_refuge_map(label_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if values.ndim == 3:
         values = values[..., 0]
     return values < 192, values < 64
+
+
+def rows_to_csv(rows: list[dict], columns: list[str]) -> str:
+    """CSV text of ``rows`` with ``columns`` (other keys ignored; NaN written as an empty cell)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+    return buffer.getvalue()

@@ -120,7 +120,7 @@ def _parse(path: Path, data: bytes) -> tuple[dict, dict]:
                            f"(no '{METADATA_KEY}' metadata; foreign architecture?)")
     try:
         metadata = json.loads(raw)
-        config = dict(metadata["config"])
+        metadata["config"] = dict(metadata["config"])
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise WeightsError(f"{path}: napari-attunet metadata is damaged ({error})") from None
     if metadata.get("format", 0) > FORMAT_VERSION:
