@@ -58,3 +58,21 @@ def synthetic_fundus(size: int = 256, disc_radius: int = 40, cup_radius: int = 1
     image[cup] = (250, 230, 200)
     image += rng.normal(0, 4, image.shape)
     return np.clip(image, 0, 255).astype(np.uint8), disc, cup
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def messages(monkeypatch):
+    """Every notification the widgets show, as ``(level, text)``."""
+    import napari_attunet._widgets.finetune_widget as finetune_module
+    import napari_attunet._widgets.segment_widget as segment_module
+
+    seen = []
+    for module in (segment_module, finetune_module):
+        for level in ("show_error", "show_warning", "show_info"):
+            monkeypatch.setattr(module, level, lambda text, level=level: seen.append((level, text)))
+    return seen

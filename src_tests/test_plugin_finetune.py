@@ -10,23 +10,6 @@ PLUGIN = "napari-attunet"
 FINETUNE = "Fine-tune model"
 
 
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
-def messages(monkeypatch):
-    import napari_attunet._widgets.finetune_widget as finetune_module
-    import napari_attunet._widgets.segment_widget as segment_module
-
-    seen = []
-    for module in (segment_module, finetune_module):
-        for level in ("show_error", "show_warning", "show_info"):
-            monkeypatch.setattr(module, level, lambda text, level=level: seen.append((level, text)))
-    return seen
-
-
 def crop_with_labels(flip=False, size=256):
     """A crop of the sample photo with a synthetic disc/cup annotation (circles)."""
     from skimage import data

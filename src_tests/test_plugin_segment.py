@@ -17,24 +17,6 @@ SEGMENT = "Segment optic disc & cup"
 FINETUNE = "Fine-tune model"
 
 
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
-def messages(monkeypatch):
-    """Every notification the widgets show, as ``(level, text)``."""
-    import napari_attunet._widgets.finetune_widget as finetune_module
-    import napari_attunet._widgets.segment_widget as segment_module
-
-    seen = []
-    for module in (segment_module, finetune_module):
-        for level in ("show_error", "show_warning", "show_info"):
-            monkeypatch.setattr(module, level, lambda text, level=level: seen.append((level, text)))
-    return seen
-
-
 def dock_segment(viewer):
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, SEGMENT)
     return widget

@@ -28,6 +28,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from .. import _layers
 from ..progress import Progress
 from ._session import DEFAULT_WEIGHTS, FROM_FILE, get_model, session
+from ._choices import photograph_choices
 from ._worker import Job, fixed_text_area
 
 if TYPE_CHECKING:
@@ -116,10 +117,7 @@ class SegmentWidget(Container):
     # ------------------------------------------------------------------ choices
 
     def _image_choices(self, _widget=None) -> list[tuple[str, Any]]:
-        from napari.layers import Image
-
-        return [(layer.name, layer) for layer in self.viewer.layers if isinstance(layer, Image)
-                and not (isinstance(layer.metadata, dict) and _layers.METADATA_KEY in layer.metadata)]
+        return photograph_choices(self.viewer)
 
     def _layers_changed(self, event=None) -> None:
         if event is not None and getattr(event, "type", "") == "inserted":
