@@ -32,7 +32,7 @@ def _uniform(generator: torch.Generator, low: float, high: float) -> float:
 
 def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = max(1, int(math.ceil(2.5 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype)
+    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
     kernel = torch.exp(-(x**2) / (2 * sigma**2))
     kernel = kernel / kernel.sum()
     channels = image.shape[0]
@@ -43,17 +43,24 @@ def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def photometric(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Colour, gamma, contrast, blur, noise and occasional grayscale on a ``(3, H, W)`` image in [0, 1]."""
-    gains = torch.empty(3, 1, 1).uniform_(0.8, 1.2, generator=generator) * _uniform(generator, 0.65, 1.35)
+    """Colour, gamma, contrast, blur, noise and occasional grayscale on a ``(3, H, W)`` image in [0, 1].
+
+    The random numbers come from the CPU ``generator`` (so a seed gives the same views on
+    any device); the image may live on any device.  Ranges reach over- and under-exposure
+    (gamma 0.5 to 2, gain 0.6 to 1.5) and halved contrast, which real photographs show.
+    """
+    device = image.device
+    gains = torch.empty(3, 1, 1).uniform_(0.8, 1.2, generator=generator) * _uniform(generator, 0.6, 1.5)
     mixing = torch.eye(3) + 0.06 * torch.randn(3, 3, generator=generator)
-    image = torch.einsum("ij,jhw->ihw", mixing, image) * gains
-    image = image.clamp(0, 1) ** _uniform(generator, 0.65, 1.5)
+    image = torch.einsum("ij,jhw->ihw", mixing.to(device), image) * gains.to(device)
+    image = image.clamp(0, 1) ** math.exp(_uniform(generator, math.log(0.5), math.log(2.0)))
     mean = image.mean(dim=(-2, -1), keepdim=True)
-    image = (mean + (image - mean) * _uniform(generator, 0.7, 1.35)).clamp(0, 1)
+    image = (mean + (image - mean) * _uniform(generator, 0.5, 1.35)).clamp(0, 1)
     if float(torch.rand((), generator=generator)) < 0.3:
         image = _gaussian_blur(image, _uniform(generator, 0.5, 2.0))
     if float(torch.rand((), generator=generator)) < 0.3:
-        image = image + _uniform(generator, 0.0, 0.04) * torch.randn(image.shape, generator=generator)
+        noise = torch.randn(image.shape, generator=generator).to(device)
+        image = image + _uniform(generator, 0.0, 0.04) * noise
     if float(torch.rand((), generator=generator)) < 0.1:
         image = image.mean(dim=0, keepdim=True).expand(3, -1, -1)
     return image
@@ -65,7 +72,7 @@ def sample_view(image: torch.Tensor, masks: torch.Tensor, geometry: tuple[float,
     """One training pair: standardised ``(3, size, size)`` input and ``(2, size, size)`` soft targets.
 
     ``image`` is ``(3, H, W)`` uint8, ``masks`` ``(2, H, W)`` uint8 (disc, cup), ``geometry``
-    the disc's centre and diameter.
+    the disc's centre and diameter.  Tensors may live on any device (the GPU, when training there).
     """
     cy, cx, diameter = geometry
     if not augment:
@@ -79,7 +86,8 @@ def sample_view(image: torch.Tensor, masks: torch.Tensor, geometry: tuple[float,
         reach = max(0.0, 0.5 * side - 0.7 * diameter)
         centre = (cy + _uniform(generator, -reach, reach), cx + _uniform(generator, -reach, reach))
     else:
-        side = context * diameter * math.exp(_uniform(generator, math.log(0.8), math.log(1.25)))
+        # Wide enough to cover a first disc estimate that is off by a third (inference re-crops beyond that).
+        side = context * diameter * math.exp(_uniform(generator, math.log(0.7), math.log(1.4)))
         jitter = 0.1 * diameter
         centre = (cy + jitter * float(torch.randn((), generator=generator)),
                   cx + jitter * float(torch.randn((), generator=generator)))
@@ -92,7 +100,7 @@ def sample_view(image: torch.Tensor, masks: torch.Tensor, geometry: tuple[float,
     angle = math.radians(_uniform(generator, -25.0, 25.0))
     mirror = -1.0 if float(torch.rand((), generator=generator)) < 0.5 else 1.0
     cos, sin = math.cos(angle) / margin, math.sin(angle) / margin
-    theta = torch.tensor([[[cos * mirror, -sin, 0.0], [sin * mirror, cos, 0.0]]])
+    theta = torch.tensor([[[cos * mirror, -sin, 0.0], [sin * mirror, cos, 0.0]]], device=image.device)
     grid = F.affine_grid(theta, (1, 5, size, size), align_corners=False)
     warped = F.grid_sample(stacked, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
     x = photometric(warped[:3], generator)

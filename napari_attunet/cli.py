@@ -39,6 +39,8 @@ def _add_train(subparsers) -> None:
     p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     p.add_argument("--val-every", type=int, default=defaults.val_every)
     p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--split-seed", type=int, default=defaults.split_seed,
+                   help="chooses the validation images, independently of --seed (default: %(default)s)")
     p.add_argument("--input-size", type=int, default=defaults.input_size)
     p.add_argument("--base-channels", type=int, default=defaults.base_channels)
     p.add_argument("--depth", type=int, default=defaults.depth)
@@ -112,7 +114,7 @@ def _train(args, argv) -> int:
                                                                if is_drishti(args.data) else "")
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, val_fraction=args.val_fraction,
-        val_every=args.val_every, seed=args.seed, input_size=args.input_size, base_channels=args.base_channels,
+        val_every=args.val_every, seed=args.seed, split_seed=args.split_seed, input_size=args.input_size, base_channels=args.base_channels,
         depth=args.depth, norm=args.norm, attention=not args.no_attention, augment=not args.no_augment,
         init_weights=args.init, freeze_encoder=args.freeze_encoder, device=args.device, threads=args.threads,
         data_description=description, command="napari-attunet train " + shlex.join(argv[1:]),

@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from . import __version__
 from .devices import resolve_device
-from .measure import Measurements, measure
+from .measure import Measurements, disc_shape_warning, measure
 from .model import AttentionUNet
 from .preprocessing import crop_box, crop_padded, resize, square_pad_box, standardise, validate_image
 from .progress import Progress, Stopwatch, run_to_end
@@ -305,6 +305,8 @@ class Segmenter:
             local = measure(disc[region[0], region[1]], cup[region[0], region[1]])
             measurements = replace(local, disc_centre_y=local.disc_centre_y + offset[0],
                                    disc_centre_x=local.disc_centre_x + offset[1])
+            if warning := disc_shape_warning(measurements):
+                messages.append(warning)
         return SegmentationResult(
             disc=disc,
             cup=cup,

@@ -80,3 +80,18 @@ def iou(prediction: np.ndarray, truth: np.ndarray) -> float:
     prediction, truth = np.asarray(prediction) != 0, np.asarray(truth) != 0
     union = int((prediction | truth).sum())
     return 1.0 if union == 0 else int((prediction & truth).sum()) / union
+
+
+MAX_DISC_ASPECT = 1.5
+"""Discs are round to vertically oval (tall / wide from 0.97 to 1.23 in the 101 Drishti-GS1 ground
+truths); an outline beyond this ratio either way has most likely leaked along a vessel or stopped short."""
+
+
+def disc_shape_warning(m: Measurements) -> str | None:
+    """A message when the disc's outline is too elongated to be a disc, else None."""
+    if not m.disc_found:
+        return None
+    tall, wide = m.disc_vertical_diameter, m.disc_horizontal_diameter
+    if 1 / MAX_DISC_ASPECT <= tall / wide <= MAX_DISC_ASPECT:
+        return None
+    return f"implausible disc shape ({tall} x {wide} px, tall x wide): check the outline"

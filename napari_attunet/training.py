@@ -46,6 +46,9 @@ class TrainConfig:
     val_fraction: float = 0.1
     val_every: int = 2
     seed: int = 0
+    split_seed: int = 0
+    """Which images are held out for validation; separate from ``seed`` so that runs with
+    different seeds validate on the same images and can be compared."""
     input_size: int = 256
     context: float = DEFAULT_PREPROCESSING["context"]
     whole_image_fraction: float = 0.25
@@ -104,11 +107,15 @@ def evaluate_samples(segmenter: Segmenter, samples: Sequence[Sample]) -> dict[st
 
 
 class _Views:
-    """Training samples held as uint8 tensors, with their disc geometry, ready for view sampling."""
+    """Training samples held as uint8 tensors on the training device, with their disc geometry.
 
-    def __init__(self, samples: Sequence[Sample]):
-        self.images = [torch.from_numpy(s.image).permute(2, 0, 1).contiguous() for s in samples]
-        self.masks = [torch.from_numpy(np.stack([s.disc, s.cup]).astype(np.uint8)) for s in samples]
+    Keeping them on the device makes cropping and augmentation run there too: on a GPU,
+    sampling views on the CPU would otherwise take longer than the training step.
+    """
+
+    def __init__(self, samples: Sequence[Sample], device: torch.device | str = "cpu"):
+        self.images = [torch.from_numpy(s.image).permute(2, 0, 1).contiguous().to(device) for s in samples]
+        self.masks = [torch.from_numpy(np.stack([s.disc, s.cup]).astype(np.uint8)).to(device) for s in samples]
         self.geometry = [disc_geometry(torch.from_numpy(s.disc)) for s in samples]
 
     def __len__(self) -> int:
@@ -141,7 +148,10 @@ def _initial_model(config: TrainConfig, device: torch.device) -> AttentionUNet:
     model = AttentionUNet(**settings)
     model.load_state_dict(base.state_dict(), strict=False)  # deep heads are new when absent before
     model.metadata = dict(getattr(base, "metadata", {}))
-    model.metadata["fine_tuned_from"] = {"weights": base.weights_name, "sha256": base.weights_sha256}
+    # Keep the lineage: how the starting network was trained (its own ancestors included).
+    model.metadata["fine_tuned_from"] = {"weights": base.weights_name, "sha256": base.weights_sha256,
+                                         "training": base.metadata.get("training", {}),
+                                         "fine_tuned_from": base.metadata.get("fine_tuned_from")}
     # Keep the preprocessing the base network was trained with.
     config.context = base.metadata.get("preprocessing", {}).get("context", config.context)
     return model
@@ -206,7 +216,7 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
         if not sample.disc.any():
             raise ValueError(f"{sample.name}: empty optic disc mask; every training image needs a disc")
     if val_samples is None:
-        train_samples, val_samples = split_samples(samples, config.val_fraction, config.seed)
+        train_samples, val_samples = split_samples(samples, config.val_fraction, config.split_seed)
     else:
         train_samples, val_samples = list(samples), list(val_samples)
     if not train_samples:
@@ -221,7 +231,7 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
         _freeze_encoder(model)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
-    views = _Views(train_samples)
+    views = _Views(train_samples, device)
     steps_per_epoch = max(1, math.ceil(len(views) / config.batch_size))
     total_steps = steps_per_epoch * config.epochs
     state = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0}

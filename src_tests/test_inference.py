@@ -9,11 +9,12 @@ from napari_attunet import iter_segment, segment
 from napari_attunet.progress import Cancelled
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation of the current default weights (issue 2 open): on "
-                   "skimage.data.retina() the disc found is 89 px tall, the visible disc about 140 px")
 def test_sample_photo_disc_has_its_full_size(retina_result):
-    # skimage.data.retina(): the disc is about 140 px across.
-    assert 110 < retina_result.measurements.disc_vertical_diameter < 200
+    # skimage.data.retina(): the disc's edge is soft; readings of its height range from about 140 px
+    # (issue 2) to 165-175 px (by eye on a grid). An earlier network outlined only the bright
+    # centre (89 px tall), a later candidate 217 px.
+    assert 120 < retina_result.measurements.disc_vertical_diameter < 190
+    assert 120 < retina_result.measurements.disc_horizontal_diameter < 190
 
 
 def test_sample_photo_disc_is_found_where_it_is(retina_result, retina, default_model):

@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 
-from napari_attunet.measure import dice, iou, measure
+from napari_attunet.measure import dice, disc_shape_warning, iou, measure
 
 
 def ellipse(shape, cy, cx, ry, rx):
@@ -37,3 +37,12 @@ def test_dice_and_iou():
     assert math.isclose(dice(a, b), 2 * 40 / 90)
     assert math.isclose(iou(a, b), 40 / 50)
     assert dice(np.zeros(3), np.zeros(3)) == 1.0
+
+
+def test_a_disc_that_leaked_along_a_vessel_is_flagged_and_real_discs_are_not():
+    oval = measure(ellipse((300, 300), 150, 150, 60, 52), np.zeros((300, 300)))  # vertically oval, as discs are
+    assert disc_shape_warning(oval) is None
+    leaked = measure(ellipse((300, 300), 150, 150, 120, 50), np.zeros((300, 300)))  # 2.4 times taller than wide
+    assert disc_shape_warning(leaked) == "implausible disc shape (241 x 101 px, tall x wide): check the outline"
+    assert disc_shape_warning(measure(ellipse((300, 300), 150, 150, 30, 80), np.zeros((300, 300))))
+    assert disc_shape_warning(measure(np.zeros((10, 10)), np.zeros((10, 10)))) is None

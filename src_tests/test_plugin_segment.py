@@ -263,6 +263,20 @@ def test_no_disc_found_gives_empty_labels_to_paint(viewer, qtbot, messages, monk
     assert measured.vcdr == pytest.approx(100 / 200)
 
 
+def test_an_implausible_disc_outline_is_kept_and_flagged(viewer, qtbot, messages, monkeypatch):
+    import napari_attunet.inference as inference
+
+    warning = "implausible disc shape (300 x 120 px, tall x wide): check the outline"
+    monkeypatch.setattr(inference, "disc_shape_warning", lambda measurements: warning)
+    open_sample(viewer)
+    widget = dock_segment(viewer)
+    job = run(qtbot, widget)
+    assert job.outcome == "done"
+    assert viewer.layers["retina optic disc"].data.any()  # the outline stays, for the person to correct
+    level, text = messages[-1]
+    assert level == "show_warning" and warning in text and "Correct the labels" in text
+
+
 def test_grayscale_image_and_stack(viewer, qtbot, messages):
     from skimage import data, transform
 

@@ -26,6 +26,7 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .. import _layers
+from ..inference import NO_DISC_MESSAGE
 from ..progress import Progress
 from ._session import DEFAULT_WEIGHTS, FROM_FILE, get_model, session
 from ._choices import photograph_choices
@@ -279,9 +280,12 @@ class SegmentWidget(Container):
         self.results.value = _layers.format_measurements(record)
         first = results[0] if isinstance(results, list) else results
         messages = sorted({m for r in (results if isinstance(results, list) else [results]) for m in r.messages})
-        if messages:
+        if NO_DISC_MESSAGE in messages:
             self._message(f"'{source_layer.name}': {'; '.join(messages)}. The empty disc and cup label layers "
                           "are ready to paint; press Measure afterwards", "warning")
+        elif messages:
+            self._message(f"'{source_layer.name}': {'; '.join(messages)}. Correct the labels with the brush "
+                          "and press Measure", "warning")
         else:
             self._message(f"'{source_layer.name}' segmented in {first.seconds:.1f} s "
                           f"({first.provenance.get('weights')}, {first.provenance.get('device')})")
