@@ -49,12 +49,18 @@ def release_size_photo(data: Path) -> np.ndarray:
     return np.repeat(np.repeat(sample.image, 2, axis=0), 2, axis=1)
 
 
-def bench_segment_vs_monai(photo: np.ndarray, repeats: int) -> dict:
+def fine_size(model) -> int:
+    """The input size the shipped network runs at (its fine pass)."""
+    from napari_attunet.inference import DEFAULT_PREPROCESSING
+
+    return model.metadata.get("preprocessing", {}).get("fine_size", DEFAULT_PREPROCESSING["fine_size"])
+
+
+def bench_segment_vs_monai(model, photo: np.ndarray, repeats: int) -> dict:
     from monai.networks.nets import AttentionUnet
 
-    from napari_attunet import load_model, segment
+    from napari_attunet import segment
 
-    model = load_model(device="cpu")
     monai_net = AttentionUnet(spatial_dims=2, in_channels=3, out_channels=2, channels=(32, 64, 128, 256, 512),
                               strides=(2, 2, 2, 2)).eval()
     x512 = torch.randn(1, 3, 512, 512)
@@ -76,12 +82,10 @@ def bench_segment_vs_monai(photo: np.ndarray, repeats: int) -> dict:
     }
 
 
-def bench_attention_overhead(repeats: int) -> dict:
-    from napari_attunet import AttentionUNet, load_model
-    from napari_attunet.inference import DEFAULT_PREPROCESSING
+def bench_attention_overhead(shipped, repeats: int) -> dict:
+    from napari_attunet import AttentionUNet
 
-    shipped = load_model(device="cpu")
-    size = shipped.metadata.get("preprocessing", {}).get("fine_size", DEFAULT_PREPROCESSING["fine_size"])
+    size = fine_size(shipped)
     plain = AttentionUNet(**{**shipped.config, "attention": False}).eval()
     x = torch.randn(1, 3, size, size)
 
@@ -153,16 +157,14 @@ def bench_training_step(repeats: int) -> dict:
             "ratio": medians["attention"] / medians["plain"]}
 
 
-def _log_rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
 def training_log_summary() -> dict:
     """Training time of the shipped weights' two stages, from the committed training logs."""
+    from napari_attunet.training import read_log
+
     stages = {}
     for stage, path in (("cpu", REPO / "training" / "attention_unet.log.jsonl"),
                         ("gpu", REPO / "training" / "gpu_h200" / "runs" / "attention_from_default.log.jsonl")):
-        rows = _log_rows(path)
+        rows = read_log(path)
         if rows:
             stages[stage] = {"log": str(path.relative_to(REPO)), "epochs": rows[-1]["epoch"],
                              "seconds": rows[-1]["seconds"], "seconds_per_epoch": rows[-1]["seconds"] / rows[-1]["epoch"]}
@@ -199,13 +201,10 @@ def bench_peak_memory() -> dict:
             "disc_found": found == "True", "requirement": "peak_rss_MB <= 1536"}
 
 
-def bench_flops(repeats: int) -> dict:
+def bench_flops(model, repeats: int) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from napari_attunet import load_model
-
-    model = load_model(device="cpu")
-    size = model.metadata["preprocessing"]["fine_size"]
+    size = fine_size(model)
     x = torch.randn(1, 3, size, size)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         model(x, return_attention=True)
@@ -289,9 +288,12 @@ def main() -> int:
         "threads": torch.get_num_threads(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    results["segment"] = bench_segment_vs_monai(release_size_photo(args.data), args.repeats)
-    results["attention"] = bench_attention_overhead(args.repeats * 3)
-    results["flops"] = bench_flops(args.repeats * 3)
+    from napari_attunet import load_model
+
+    model = load_model(device="cpu")
+    results["segment"] = bench_segment_vs_monai(model, release_size_photo(args.data), args.repeats)
+    results["attention"] = bench_attention_overhead(model, args.repeats * 3)
+    results["flops"] = bench_flops(model, args.repeats * 3)
     results["memory"] = bench_peak_memory()
     results["training"] = bench_training_epoch(args.data)
     results["training_step"] = bench_training_step(max(3, args.repeats // 2))

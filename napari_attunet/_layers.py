@@ -60,6 +60,12 @@ def output_layer_names(image_name: str, gates: int, probabilities: bool = False)
     return names + [disc_layer_name(image_name), cup_layer_name(image_name)]
 
 
+def label_style(role: str) -> dict:
+    """Colour and opacity of a ``"disc"`` or ``"cup"`` Labels layer (results and masks read from files)."""
+    colour = DISC_COLOUR if role == "disc" else CUP_COLOUR
+    return {"colormap": {None: colour, 0: TRANSPARENT, 1: colour}, "opacity": 0.4 if role == "disc" else 0.5}
+
+
 # --------------------------------------------------------------------------- input images
 
 
@@ -109,11 +115,6 @@ def image_planes(data: Any, rgb: bool = False, name: str = "image") -> tuple[lis
             where = f" (slice {np.unravel_index(index, stack_shape)})" if stack_shape else ""
             raise ValueError(f"layer '{name}'{where} is empty: every pixel has the same value")
     return planes, stack_shape
-
-
-def spatial_transform(scale: Sequence[float], translate: Sequence[float], ndim: int) -> dict:
-    """The last ``ndim`` axes of a layer's scale and translate (for layers of fewer dimensions)."""
-    return {"scale": tuple(float(s) for s in scale)[-ndim:], "translate": tuple(float(t) for t in translate)[-ndim:]}
 
 
 # --------------------------------------------------------------------------- results -> layers
@@ -216,22 +217,9 @@ def result_layer_data(result, image_name: str, *, scale: Sequence[float] | None 
                 "metadata": metadata(f"{structure} probability"),
                 **common,
             }, "image"))
-    disc = _stack([r.disc for r in results], stack_shape, np.uint8)
-    cup = _stack([r.cup for r in results], stack_shape, np.uint8)
-    layers.append((disc, {
-        "name": disc_layer_name(image_name),
-        "colormap": {None: DISC_COLOUR, 0: TRANSPARENT, 1: DISC_COLOUR},
-        "opacity": 0.4,
-        "metadata": metadata("disc"),
-        **common,
-    }, "labels"))
-    layers.append((cup, {
-        "name": cup_layer_name(image_name),
-        "colormap": {None: CUP_COLOUR, 0: TRANSPARENT, 1: CUP_COLOUR},
-        "opacity": 0.5,
-        "metadata": metadata("cup"),
-        **common,
-    }, "labels"))
+    for role, name in (("disc", disc_layer_name(image_name)), ("cup", cup_layer_name(image_name))):
+        masks = _stack([getattr(r, role) for r in results], stack_shape, np.uint8)
+        layers.append((masks, {"name": name, **label_style(role), "metadata": metadata(role), **common}, "labels"))
     return layers
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._layers import CUP_COLOUR, DISC_COLOUR, TRANSPARENT, cup_layer_name, disc_layer_name
+from ._layers import cup_layer_name, disc_layer_name, label_style
 
 _BINARY = re.compile(r"^(?P<stem>.+?)[_-](?P<kind>disc|cup|od|oc)$", re.IGNORECASE)
 _SOFTMAP = re.compile(r"^(?P<stem>.+?)_(?P<kind>OD|cup)segSoftmap$", re.IGNORECASE)
@@ -55,9 +55,7 @@ def get_reader(path):
 
 
 def _labels(mask: np.ndarray, name: str, role: str) -> tuple:
-    colour = DISC_COLOUR if role == "disc" else CUP_COLOUR
-    return (mask.astype(np.uint8), {"name": name, "colormap": {None: colour, 0: TRANSPARENT, 1: colour},
-                                    "opacity": 0.4 if role == "disc" else 0.5}, "labels")
+    return mask.astype(np.uint8), {"name": name, **label_style(role)}, "labels"
 
 
 def _plane(array: np.ndarray) -> np.ndarray:

@@ -17,16 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from ._layers import METADATA_KEY
+from ._layers import METADATA_KEY, _squeeze_multiscale
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
 MAP_SUFFIXES = (".png", ".bmp")
 
 
 def _array(data: Any) -> np.ndarray:
-    if isinstance(data, (list, tuple)):  # multiscale: the full-resolution level
-        data = data[0]
-    return np.asarray(data)
+    return np.asarray(_squeeze_multiscale(data))  # multiscale: the full-resolution level
 
 
 def _check_suffix(path: str, allowed: tuple[str, ...], what: str) -> Path:
@@ -38,10 +36,12 @@ def _check_suffix(path: str, allowed: tuple[str, ...], what: str) -> Path:
 
 def mask_image(data: Any) -> np.ndarray:
     """Labels data -> uint8 mask (0 outside, 255 inside any label)."""
+    from .imageio import mask_to_uint8
+
     array = _array(data)
     if array.ndim < 2:
         raise ValueError(f"labels of shape {array.shape} are not an image")
-    return np.where(array != 0, 255, 0).astype(np.uint8)
+    return mask_to_uint8(array)
 
 
 def write_mask(path: str, data: Any, meta: dict) -> list[str]:
@@ -95,5 +95,5 @@ def write_refuge_map(path: str, layer_data: list[tuple]) -> list[str]:
 
     target = _check_suffix(path, MAP_SUFFIXES, "a REFUGE-style map")
     disc, cup = disc_and_cup(layer_data)
-    write_image(target, refuge_map(disc != 0, cup != 0))
+    write_image(target, refuge_map(disc, cup))
     return [str(target)]

@@ -17,15 +17,6 @@ import torch.nn.functional as F
 from .preprocessing import crop_box, crop_padded, resize, standardise
 
 
-def disc_geometry(disc: torch.Tensor) -> tuple[float, float, float]:
-    """Centre (y, x) and larger extent of a non-empty ``(H, W)`` disc mask."""
-    ys, xs = torch.nonzero(disc, as_tuple=True)
-    if ys.numel() == 0:
-        raise ValueError("training sample has an empty optic disc mask")
-    diameter = max(int(ys.max() - ys.min()) + 1, int(xs.max() - xs.min()) + 1)
-    return float(ys.float().mean()), float(xs.float().mean()), float(diameter)
-
-
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand((), generator=generator))
 

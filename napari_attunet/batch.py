@@ -41,7 +41,9 @@ def output_paths(out: Path, stem: str, gates: int, attention: bool, overlay: boo
     return paths
 
 
-def csv_row(name: str, result, status: str) -> dict:
+def csv_row(name: str, result, error: str | None = None) -> dict:
+    """One CSV row: the result's measurements and provenance, or the error that stopped it."""
+    status = f"error: {error}" if error is not None else ("; ".join(result.messages) or "ok")
     row = {"image": name, "status": status}
     if result is not None:
         row.update(result.measurements.as_dict())
@@ -105,12 +107,12 @@ def run_segment(args) -> int:
             result = segmenter.segment_tensor(image_tensor(image, device), attention=args.attention)
         except ValueError as error:
             tqdm.write(f"napari-attunet: {path}: skipped: {error}", file=sys.stderr)
-            rows.append(csv_row(path.name, None, f"error: {error}"))
+            rows.append(csv_row(path.name, None, error=str(error)))
             failures += 1
             continue
         write_result(result, image, paths)
-        status = "; ".join(result.messages) or "ok"
-        rows.append(csv_row(path.name, result, status))
+        rows.append(csv_row(path.name, result))
+        status = rows[-1]["status"]
         vcdr = "undefined" if math.isnan(result.vcdr) else f"{result.vcdr:.3f}"
         tqdm.write(f"{path.name}: vCDR {vcdr}" + ("" if status == "ok" else f" ({status})"), file=sys.stderr)
     atomic_write_bytes(csv_path, csv_bytes(rows))

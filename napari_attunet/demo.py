@@ -10,7 +10,6 @@ and the result layers.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -33,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     result = segment(image, model, device=args.device)
     paths = output_paths(args.out, "retina", model.num_gates, attention=True, overlay=True)
     write_result(result, image, paths)
-    atomic_write_bytes(args.out / "results.csv", csv_bytes([csv_row("retina.png", result, "; ".join(result.messages) or "ok")]))
+    atomic_write_bytes(args.out / "results.csv", csv_bytes([csv_row("retina.png", result)]))
 
     m = result.measurements
     print(f"sample: skimage.data.retina() ({image.shape[1]} x {image.shape[0]} px), "
@@ -44,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"optic disc: centre (x {m.disc_centre_x:.0f}, y {m.disc_centre_y:.0f}), "
               f"{m.disc_vertical_diameter} px tall, {m.disc_area} px")
         print(f"optic cup: {m.cup_vertical_diameter} px tall, {m.cup_area} px")
-        vcdr = "undefined" if math.isnan(m.vcdr) else f"{m.vcdr:.3f}"
-        print(f"vCDR {vcdr}   area CDR {m.area_cdr:.3f}")
+        print(f"vCDR {m.vcdr:.3f}   area CDR {m.area_cdr:.3f}")
     print(f"wrote {len(paths) + 1} files to {args.out}/ (masks, {len(result.attention)} attention maps, "
           "overlay, results.csv)")
     if args.view:

@@ -43,14 +43,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return array
 
 
-def encode_png(array: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def encode_image(array: np.ndarray, suffix: str) -> bytes:
     """Encode a uint8 array as PNG, BMP or TIFF (by file suffix)."""
     suffix = suffix.lower()

@@ -27,7 +27,8 @@ from . import __version__
 from .devices import resolve_device
 from .measure import Measurements, disc_shape_warning, measure
 from .model import AttentionUNet
-from .preprocessing import crop_box, crop_padded, resize, square_pad_box, standardise, validate_image
+from .preprocessing import (crop_box, crop_padded, disc_geometry, resize, square_pad_box, standardise,
+                            validate_image)
 from .progress import Progress, Stopwatch, run_to_end
 from .shapes import SHAPES, largest_component
 
@@ -103,15 +104,6 @@ def provenance(model: AttentionUNet, disc_threshold: float, cup_threshold: float
         "cup_threshold": float(cup_threshold),
         "device": str(device),
     }
-
-
-def _disc_geometry(disc: np.ndarray) -> tuple[float, float, float] | None:
-    """Centre (y, x) and diameter (larger extent) of a disc mask, in its pixels."""
-    if not disc.any():
-        return None
-    ys, xs = np.nonzero(disc)
-    diameter = max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
-    return float(ys.mean()), float(xs.mean()), float(diameter)
 
 
 def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -206,7 +198,7 @@ class Segmenter:
             for label in order:
                 if masses[label] < 0.2 * masses[order[0]]:
                     break
-                y, x, diameter = _disc_geometry(labels == label + 1)
+                y, x, diameter = disc_geometry(labels == label + 1)
                 candidates.append((box[0] + (y + 0.5) * scale - 0.5, box[1] + (x + 0.5) * scale - 0.5,
                                    diameter * scale))
             found.append(candidates)
@@ -224,7 +216,7 @@ class Segmenter:
     def _refined(self, crop, disc: tuple[float, float, float]) -> tuple[float, float, float] | None:
         """A better crop centre and size when the fine pass disagrees with the first estimate."""
         box, probs, _ = crop
-        fine = _disc_geometry(largest_component(probs[0].cpu().numpy() > self.disc_threshold))
+        fine = disc_geometry(largest_component(probs[0].cpu().numpy() > self.disc_threshold))
         if fine is None:
             return None
         scale = (box[2] - box[0]) / self.settings["fine_size"]

@@ -41,29 +41,20 @@ def validate_image(image) -> np.ndarray:
     return array
 
 
-def to_rgb_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """``(H, W[, C])`` array -> float32 tensor ``(3, H, W)`` (grayscale repeated, alpha dropped).
-
-    The intensity scale does not matter: network input is standardised per image.
-    """
-    array = validate_image(image)
-    if array.ndim == 2:
-        array = array[..., None]
-    array = array[..., :3] if array.shape[-1] >= 3 else array
-    tensor = torch.from_numpy(np.ascontiguousarray(array)).to(device)
-    tensor = tensor.permute(2, 0, 1).to(torch.float32)
-    if tensor.shape[0] == 1:
-        tensor = tensor.expand(3, -1, -1)
-    if float(tensor.amax() - tensor.amin()) == 0.0:
-        raise ValueError("image is empty: every pixel has the same value")
-    return tensor
-
-
 def standardise(batch: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Per image and channel zero mean, unit variance: removes camera gain and colour casts."""
     mean = batch.mean(dim=(-2, -1), keepdim=True)
     std = batch.std(dim=(-2, -1), keepdim=True)
     return (batch - mean) / (std + eps)
+
+
+def disc_geometry(disc: np.ndarray) -> tuple[float, float, float] | None:
+    """Centre (y, x) and diameter (larger extent) of a disc mask, in its pixels; None when empty."""
+    if not disc.any():
+        return None
+    ys, xs = np.nonzero(disc)
+    diameter = max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
+    return float(ys.mean()), float(xs.mean()), float(diameter)
 
 
 def crop_box(centre_yx: tuple[float, float], side: float) -> tuple[int, int, int, int]:

@@ -24,12 +24,13 @@ from safetensors.torch import load_file as load_tensors
 from safetensors.torch import save as save_tensors_bytes
 
 from . import __version__
-from .augment import disc_geometry, sample_view
+from .augment import sample_view
 from .datasets import Sample
 from .devices import resolve_device
 from .inference import DEFAULT_PREPROCESSING, Segmenter
-from .evaluation import score_sample
+from .evaluation import score_sample, summarise
 from .model import AttentionUNet
+from .preprocessing import disc_geometry
 from .progress import Progress, Stopwatch, run_to_end
 from .weights import atomic_write_bytes, load_model, save_weights
 
@@ -102,8 +103,8 @@ def split_samples(samples: Sequence[Sample], val_fraction: float, seed: int) -> 
 
 def evaluate_samples(segmenter: Segmenter, samples: Sequence[Sample]) -> dict[str, float]:
     """Mean per-image Dice of disc and cup over ``samples`` with the full inference pipeline."""
-    rows = [score_sample(segmenter, sample) for sample in samples]
-    return {key: float(np.mean([row[key] for row in rows])) for key in ("dice_od", "dice_oc")}
+    summary = summarise([score_sample(segmenter, sample) for sample in samples])
+    return {key: summary[key] for key in ("dice_od", "dice_oc")}
 
 
 class _Views:
@@ -116,7 +117,7 @@ class _Views:
     def __init__(self, samples: Sequence[Sample], device: torch.device | str = "cpu"):
         self.images = [torch.from_numpy(s.image).permute(2, 0, 1).contiguous().to(device) for s in samples]
         self.masks = [torch.from_numpy(np.stack([s.disc, s.cup]).astype(np.uint8)).to(device) for s in samples]
-        self.geometry = [disc_geometry(torch.from_numpy(s.disc)) for s in samples]
+        self.geometry = [disc_geometry(s.disc) for s in samples]  # discs are checked non-empty before
 
     def __len__(self) -> int:
         return len(self.images)
@@ -167,13 +168,23 @@ def _encoder_eval(model: AttentionUNet) -> None:
     model.encoders.eval()
 
 
-def _resume_path(out: Path) -> Path:
+def read_log(path: str | os.PathLike) -> list[dict]:
+    """The per-epoch records of a ``napari-attunet train --log`` file ([] when it does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def resume_path(out: str | os.PathLike) -> Path:
+    """Where training keeps the state that ``resume=True`` continues from."""
+    out = Path(out)
     return out.with_name(out.name + ".resume.safetensors")
 
 
 def _save_resume(path: Path, model, optimizer, state: dict) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    for index, (param_id, values) in enumerate(optimizer.state_dict()["state"].items()):
+    for param_id, values in optimizer.state_dict()["state"].items():
         for key, value in values.items():
             tensor = value if torch.is_tensor(value) else torch.tensor(value)
             tensors[f"optim.{param_id}.{key}"] = tensor.detach().cpu().contiguous()
@@ -235,7 +246,7 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
     steps_per_epoch = max(1, math.ceil(len(views) / config.batch_size))
     total_steps = steps_per_epoch * config.epochs
     state = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0}
-    resume_file = _resume_path(out)
+    resume_file = resume_path(out)
     if resume and resume_file.exists():
         state = _load_resume(resume_file, model, optimizer)
     metadata = dict(getattr(model, "metadata", {}))

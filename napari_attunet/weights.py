@@ -80,7 +80,7 @@ def _header(data: bytes, path: Path) -> dict:
     """Parse and check the safetensors header before handing the bytes to the parser."""
     if len(data) < 8:
         raise WeightsError(f"{path}: file is truncated ({len(data)} bytes); not a weights file")
-    if data[:2] == b"\x80\x02" or data[:2] in (b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:4] == b"PK\x03\x04":
+    if data[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or data[:4] == b"PK\x03\x04":
         raise WeightsError(
             f"{path}: this is a pickle or a torch.save archive; napari-attunet only loads .safetensors "
             "files, because pickles can execute code when opened"

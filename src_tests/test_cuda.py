@@ -10,13 +10,11 @@ from conftest import synthetic_fundus
 from napari_attunet import load_model, segment
 from napari_attunet.augment import sample_view
 from napari_attunet.datasets import samples_from_arrays
+from napari_attunet.measure import dice
+from napari_attunet.preprocessing import disc_geometry
 from napari_attunet.training import TrainConfig, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2 * np.logical_and(a, b).sum() / max(a.sum() + b.sum(), 1)
 
 
 def test_segment_on_cuda_matches_the_cpu(retina, retina_result):
@@ -31,10 +29,10 @@ def test_segment_on_cuda_matches_the_cpu(retina, retina_result):
 
 
 def test_a_seed_gives_the_same_training_view_on_either_device():
-    image, disc, cup = synthetic_fundus(size=512, disc_radius=60, cup_radius=25)[0:3]
+    image, disc, cup = synthetic_fundus(size=512, disc_radius=60, cup_radius=25)
     pixels = torch.from_numpy(image).permute(2, 0, 1).contiguous()
     masks = torch.from_numpy(np.stack([disc, cup]).astype(np.uint8))
-    geometry = (256.0, 256.0, 121.0)
+    geometry = disc_geometry(disc)
     views = []
     for device in ("cpu", "cuda"):
         generator = torch.Generator().manual_seed(7)
@@ -46,7 +44,7 @@ def test_a_seed_gives_the_same_training_view_on_either_device():
 
 
 def test_training_on_cuda_writes_weights_and_releases_the_gpu(tmp_path):
-    samples = samples_from_arrays([synthetic_fundus(seed=i)[0:3] for i in range(4)])
+    samples = samples_from_arrays([synthetic_fundus(seed=i) for i in range(4)])
     gc.collect()
     before = torch.cuda.memory_allocated()
     config = TrainConfig(epochs=2, batch_size=2, input_size=64, base_channels=4, depth=3, val_fraction=0.25,

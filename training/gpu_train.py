@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -34,6 +33,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from napari_attunet.training import read_log
 
 # name -> extra `napari-attunet train` arguments; every run validates on the same images (split seed 0).
 RUNS = {
@@ -108,9 +109,7 @@ def _launch(name: str, extra: list[str], data: Path, out: Path, epochs: int, log
 
 
 def _seconds_per_epoch(log: Path) -> float | None:
-    if not log.exists():
-        return None
-    seconds = [json.loads(line)["seconds"] for line in log.read_text().splitlines() if line.strip()]
+    seconds = [row["seconds"] for row in read_log(log)]
     return (seconds[-1] - seconds[0]) / (len(seconds) - 1) if len(seconds) >= 2 else None
 
 
@@ -168,7 +167,7 @@ def main() -> int:
             process.terminate()
             process.wait(10)
         log = work / "runs" / f"{name}.log.jsonl"
-        history = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        history = read_log(log)
         scored = [h for h in history if "dice_od" in h]
         best = max(scored, key=lambda h: h["dice_od"] + h["dice_oc"], default=None)
         report["runs"][name] = {"arguments": RUNS[name], "finished": finished, "exit_code": process.returncode,

@@ -68,9 +68,9 @@ PHOTOMETRIC = {"recoloured": recolour, "gamma 0.6": gamma(0.6), "gamma 1.6": gam
 
 
 def disc_box(disc: np.ndarray, factor: float) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(disc)
-    cy, cx = ys.mean(), xs.mean()
-    diameter = max(np.ptp(ys), np.ptp(xs)) + 1
+    from napari_attunet.preprocessing import disc_geometry
+
+    cy, cx, diameter = disc_geometry(disc)
     half = factor * diameter / 2
     return int(cy - half), int(cx - half), int(cy + half), int(cx + half)
 
@@ -83,15 +83,16 @@ def tight_crop(sample):
 
 
 def full_field(sample):
+    from napari_attunet.preprocessing import disc_geometry
+
     image = sample.image[::2, ::2]
     disc, cup = sample.disc[::2, ::2], sample.cup[::2, ::2]
-    ys, xs = np.nonzero(disc)
-    diameter = max(np.ptp(ys), np.ptp(xs)) + 1
+    cy, cx, diameter = disc_geometry(disc)
     side = max(int(10 * diameter), max(image.shape[:2]) + 1)
     canvas = np.zeros((side, side, 3), np.uint8)
     # Disc at about a quarter of the width from the left, like a 45-degree photo of a right eye.
-    top = max(0, min(side - image.shape[0], int(side / 2 - ys.mean())))
-    left = max(0, min(side - image.shape[1], int(side / 4 - xs.mean())))
+    top = max(0, min(side - image.shape[0], int(side / 2 - cy)))
+    left = max(0, min(side - image.shape[1], int(side / 4 - cx)))
     out = [canvas, np.zeros((side, side), bool), np.zeros((side, side), bool)]
     for target, source in zip(out, (image, disc, cup)):
         target[top : top + source.shape[0], left : left + source.shape[1]] = source

@@ -41,9 +41,26 @@ def get_model(path: str | Path | None, device: str):
     return model
 
 
-def clear_models() -> None:
-    with _lock:
-        _models.clear()
+def is_empty_path(value) -> bool:
+    """A file field left empty (magicgui gives ``.`` or nothing)."""
+    return value is None or str(value) in ("", ".")
+
+
+def chosen_weights(choice: str, file_value, no_file_message: str) -> Path | None:
+    """The weights file a *weights* menu names (None: the shipped default); ValueError when unusable."""
+    if choice == DEFAULT_WEIGHTS:
+        return None
+    if choice == FROM_FILE:
+        if is_empty_path(file_value):
+            raise ValueError(no_file_message)
+        path = Path(file_value)
+        if not path.is_file():
+            raise ValueError(f"weights file not found: {path}")
+        return path
+    path = session.weights.get(choice)
+    if path is None or not Path(path).is_file():
+        raise ValueError(f"the fine-tuned weights {choice!r} are no longer on disk")
+    return Path(path)
 
 
 class Session:

@@ -12,9 +12,43 @@ keeps its best checkpoint).  Memory of a GPU is handed back at the end.
 from __future__ import annotations
 
 import gc
-from typing import Callable, Generator
+from typing import Callable, Generator, Iterator
 
 from napari.qt.threading import create_worker
+
+from ..progress import Progress
+
+PROGRESS_STEPS = 1000
+"""Resolution of the widgets' progress bars."""
+
+
+def progress_value(event: Progress) -> int:
+    """A progress bar value in ``0..PROGRESS_STEPS`` for an engine event."""
+    return int(round(PROGRESS_STEPS * min(max(event.fraction, 0.0), 1.0)))
+
+
+def failure_text(action: str, error: BaseException) -> str:
+    """What the widgets say when a job raised: expected errors plainly, bugs with their type."""
+    if isinstance(error, (ValueError, OSError, RuntimeError)):
+        return f"{action} failed: {error}"
+    return f"{action} failed ({type(error).__name__}): {error}"
+
+
+def forward(events: Iterator[Progress]):
+    """Yield an engine generator's events; return the result of its final event.
+
+    Use as ``result = yield from forward(iter_segment(...))`` in a job: the engine
+    generator is closed however the job ends (its clean-up runs on cancel).
+    """
+    result = None
+    try:
+        for event in events:
+            if event.result is not None:
+                result = event.result
+            yield event
+    finally:
+        events.close()
+    return result
 
 
 def release_accelerator_memory() -> None:

@@ -33,24 +33,15 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from .. import _layers
 from ..progress import Progress
-from ._session import DEFAULT_WEIGHTS, FROM_FILE, session
-from ._choices import photograph_choices
-from ._worker import Job, fixed_text_area
+from ._session import DEFAULT_WEIGHTS, FROM_FILE, chosen_weights, is_empty_path, session
+from ._choices import device_choices, label_layer_names, missing_label_layers, photograph_choices
+from ._worker import PROGRESS_STEPS, Job, failure_text, fixed_text_area, forward, progress_value
 
 if TYPE_CHECKING:
     import napari
 
 FROM_LAYERS = "image and label layers in the viewer"
 FROM_FOLDER = "a folder of images and masks"
-PROGRESS_STEPS = 1000
-
-
-def _devices() -> list[str]:
-    from ..devices import available_devices
-
-    return ["auto", *available_devices()]
-
-
 def default_output_path() -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path.home() / "napari-attunet" / f"fine-tuned-{stamp}.safetensors"
@@ -64,6 +55,10 @@ def _duration(seconds: float) -> str:
         else f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def _validation_dice(record: dict) -> str:
+    return f", val Dice disc {record['dice_od']:.3f} cup {record['dice_oc']:.3f}" if "dice_od" in record else ""
+
+
 class FinetuneWidget(Container):
     """Fine-tune the Attention U-Net on annotated images."""
 
@@ -71,10 +66,10 @@ class FinetuneWidget(Container):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.job: Job | None = None
-        self.history: list[dict] = []
         self.saved_path: Path | None = None
         self.last_message = ""
         self._epochs_total = 0
+        self._out: Path | None = None
 
         self.source = RadioButtons(label="training data", choices=[FROM_LAYERS, FROM_FOLDER], value=FROM_LAYERS)
         self.images = Select(label="images", choices=self._image_choices,
@@ -92,7 +87,7 @@ class FinetuneWidget(Container):
         self.augment = CheckBox(text="augmentation (rotation, mirror, scale, colour, blur, noise)", value=True)
         self.val_fraction = FloatSpinBox(label="validation fraction", value=0.2, min=0.0, max=0.9, step=0.05)
         self.freeze_encoder = CheckBox(text="freeze the encoder", value=False)
-        self.device = ComboBox(label="device", choices=_devices(), value="auto")
+        self.device = ComboBox(label="device", choices=device_choices(), value="auto")
         self.input_size = ComboBox(label="input size", choices=[64, 128, 192, 256, 320, 384, 512], value=256)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self._advanced_widgets = [self.batch_size, self.augment, self.val_fraction, self.freeze_encoder,
@@ -134,6 +129,11 @@ class FinetuneWidget(Container):
 
     # ------------------------------------------------------------------ choices
 
+    @property
+    def history(self) -> list[dict]:
+        """Per-epoch records of the current or last run (the plot holds them)."""
+        return self.plot.history
+
     def _image_choices(self, _widget=None) -> list[tuple[str, Any]]:
         return photograph_choices(self.viewer)
 
@@ -147,8 +147,7 @@ class FinetuneWidget(Container):
             self.images.reset_choices()
             if not self.images.value:  # nothing chosen yet: offer every image that has its two label layers
                 self.images.value = [layer for name, layer in self._image_choices()
-                                     if _layers.disc_layer_name(name) in self.viewer.layers
-                                     and _layers.cup_layer_name(name) in self.viewer.layers]
+                                     if not missing_label_layers(self.viewer, name)]
         except RuntimeError:  # pragma: no cover - widget already deleted
             pass
 
@@ -183,12 +182,11 @@ class FinetuneWidget(Container):
                              "'<image> optic cup' label layers)")
         samples, described = [], []
         for layer in layers:
-            names = _layers.disc_layer_name(layer.name), _layers.cup_layer_name(layer.name)
-            missing = [n for n in names if n not in self.viewer.layers]
+            missing = missing_label_layers(self.viewer, layer.name)
             if missing:
                 raise ValueError(f"'{layer.name}' has no label layer {' or '.join(repr(n) for n in missing)}; "
                                  "segment it first (then correct the labels), or name your label layers so")
-            disc, cup = (self.viewer.layers[n] for n in names)
+            disc, cup = (self.viewer.layers[name] for name in label_layer_names(layer.name))
             data = layer.data[0] if layer.multiscale else layer.data
             pairs, skipped = _layers.training_pairs(data, bool(layer.rgb), disc.data, cup.data, layer.name)
             for index, (image, disc_mask, cup_mask) in enumerate(pairs):
@@ -199,24 +197,15 @@ class FinetuneWidget(Container):
         return samples, "napari layers: " + ", ".join(described)
 
     def init_weights(self) -> str:
-        choice = self.start_from.value
-        if choice == DEFAULT_WEIGHTS:
-            return "default"
-        if choice == FROM_FILE:
-            value = self.start_file.value
-            if value is None or str(value) in ("", ".") or not Path(value).is_file():
-                raise ValueError("choose the weights file to start from (.safetensors)")
-            return str(value)
-        path = session.weights.get(choice)
-        if path is None or not Path(path).is_file():
-            raise ValueError(f"the fine-tuned weights {choice!r} are no longer on disk")
-        return str(path)
+        path = chosen_weights(self.start_from.value, self.start_file.value,
+                              "choose the weights file to start from (.safetensors)")
+        return "default" if path is None else str(path)
 
     def output_path(self, init: str) -> Path:
         from ..weights import default_weights_path
 
         value = self.output.value
-        if value is None or str(value) in ("", "."):
+        if is_empty_path(value):
             raise ValueError("choose where to save the fine-tuned weights")
         path = Path(value)
         if path.suffix.lower() != ".safetensors":
@@ -268,7 +257,7 @@ class FinetuneWidget(Container):
                 folder = None
             else:
                 folder = self.folder.value
-                if folder is None or str(folder) in ("", ".") or not Path(folder).is_dir():
+                if is_empty_path(folder) or not Path(folder).is_dir():
                     raise ValueError("choose a folder of annotated images")
                 samples, description = None, f"folder {folder}"
             config = self.config(description, init)
@@ -277,7 +266,6 @@ class FinetuneWidget(Container):
         except ValueError as error:
             self._message(str(error), "error")
             return None
-        self.history = []
         self.plot.clear()
         self.progress.value = 0
         self.saved_path = None
@@ -301,25 +289,21 @@ class FinetuneWidget(Container):
         self.cancel_button.enabled = running
 
     def _on_event(self, event: Progress) -> None:
-        self.progress.value = int(round(PROGRESS_STEPS * min(max(event.fraction, 0.0), 1.0)))
+        self.progress.value = progress_value(event)
         if event.stage == "load":
             self.status.value = event.message
             return
         epoch = int(event.metrics.get("epoch", 0))
         timing = f"elapsed {_duration(event.elapsed)}, ETA {_duration(event.eta)}"
         if event.stage == "train":
-            last = self.history[-1] if self.history else {}
-            dice = (f", val Dice disc {last['dice_od']:.3f} cup {last['dice_oc']:.3f}"
-                    if "dice_od" in last else "")
+            dice = _validation_dice(self.history[-1] if self.history else {})
             self.status.value = (f"epoch {epoch}/{self._epochs_total}, step {event.step}/{event.total}, "
                                  f"loss {event.metrics.get('loss', math.nan):.4f}{dice}\n{timing}")
         elif event.stage == "validate":
             record = {k: float(v) for k, v in event.metrics.items()}
-            self.history.append(record)
             self.plot.add_epoch(record)
-            dice = (f", val Dice disc {record['dice_od']:.3f} cup {record['dice_oc']:.3f}"
-                    if "dice_od" in record else "")
-            self.status.value = f"epoch {epoch}/{self._epochs_total} done: loss {record['loss']:.4f}{dice}\n{timing}"
+            self.status.value = (f"epoch {epoch}/{self._epochs_total} done: loss {record['loss']:.4f}"
+                                 f"{_validation_dice(record)}\n{timing}")
 
     def _on_done(self, path) -> None:
         self.saved_path = Path(path)
@@ -328,7 +312,7 @@ class FinetuneWidget(Container):
         self._message(f"training finished; weights saved to {self.saved_path}")
 
     def _on_cancelled(self) -> None:
-        out = getattr(self, "_out", None)
+        out = self._out
         if out is not None and Path(out).is_file() and self.history:
             self.saved_path = Path(out)
             self.use_button.enabled = True
@@ -338,15 +322,14 @@ class FinetuneWidget(Container):
             self._message("training cancelled before the first epoch ended; no weights were saved", "warning")
 
     def _on_error(self, error: BaseException) -> None:
-        prefix = "training failed" if isinstance(error, (ValueError, OSError, RuntimeError)) \
-            else f"training failed ({type(error).__name__})"
-        self._message(f"{prefix}: {error}", "error")
+        self._message(failure_text("training", error), "error")
 
     def _on_finished(self) -> None:
         self._set_running(False)
-        out = getattr(self, "_out", None)
-        if out is not None:  # the engine's resume state; the widget does not resume, so it is not kept
-            Path(out).with_name(Path(out).name + ".resume.safetensors").unlink(missing_ok=True)
+        if self._out is not None:  # the engine's resume state; the widget does not resume, so it is not kept
+            from ..training import resume_path
+
+            resume_path(self._out).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ hand-over
 
@@ -369,10 +352,10 @@ class FinetuneWidget(Container):
 
 def check_split(count: int, val_fraction: float) -> None:
     """Refuse a validation fraction that leaves no image to train on (the engine's split rule)."""
-    n_val = int(round(val_fraction * count))
-    if val_fraction > 0 and n_val == 0 and count > 1:
-        n_val = 1
-    if count - n_val < 1:
+    from ..training import split_samples
+
+    train, _ = split_samples(range(count), val_fraction, seed=0)
+    if not train:
         raise ValueError(f"a validation fraction of {val_fraction:g} holds out all {count} image(s); "
                          "lower it (0 trains on every image without validation)")
 
@@ -388,16 +371,7 @@ def _train_job(samples, folder, out: Path, config):
         check_split(len(samples), config.val_fraction)
         config.data_description = f"folder {folder} ({len(samples)} images)"
     yield Progress("load", 0, 1, f"starting from {config.init_weights} weights, {len(samples)} image(s)…")
-    events = iter_train(samples, out, config)
-    result = None
-    try:
-        for event in events:
-            if event.result is not None:
-                result = event.result
-            yield event
-    finally:
-        events.close()
-    return result
+    return (yield from forward(iter_train(samples, out, config)))
 
 
 def finetune_widget(napari_viewer: "napari.viewer.Viewer") -> FinetuneWidget:

@@ -28,21 +28,12 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from .. import _layers
 from ..inference import NO_DISC_MESSAGE
 from ..progress import Progress
-from ._session import DEFAULT_WEIGHTS, FROM_FILE, get_model, session
-from ._choices import photograph_choices
-from ._worker import Job, fixed_text_area
+from ._session import DEFAULT_WEIGHTS, FROM_FILE, chosen_weights, get_model, session
+from ._choices import device_choices, label_layer_names, missing_label_layers, photograph_choices
+from ._worker import PROGRESS_STEPS, Job, failure_text, fixed_text_area, forward, progress_value
 
 if TYPE_CHECKING:
     import napari
-
-PROGRESS_STEPS = 1000
-
-
-def _devices() -> list[str]:
-    from ..devices import available_devices
-
-    return ["auto", *available_devices()]
-
 
 def _transform_kwargs(layer, ndim: int) -> dict:
     """Scale, translate, rotation, shear, affine and units of ``layer``'s last ``ndim`` axes."""
@@ -67,7 +58,6 @@ class SegmentWidget(Container):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.job: Job | None = None
-        self.last_result = None
         self.last_message = ""
 
         self.image = ComboBox(label="image", choices=self._image_choices,
@@ -75,7 +65,7 @@ class SegmentWidget(Container):
         self.weights = ComboBox(label="weights", choices=lambda _: session.choices(), value=DEFAULT_WEIGHTS,
                                 tooltip="the shipped network, a weights file, or one fine-tuned in this session")
         self.weights_file = FileEdit(label="weights file", mode="r", filter="*.safetensors", visible=False)
-        self.device = ComboBox(label="device", choices=_devices(), value="auto")
+        self.device = ComboBox(label="device", choices=device_choices(), value="auto")
         self.disc_threshold = FloatSpinBox(label="disc threshold", value=0.5, min=0.01, max=0.99, step=0.05)
         self.cup_threshold = FloatSpinBox(label="cup threshold", value=0.5, min=0.01, max=0.99, step=0.05)
         self.show_attention = CheckBox(text="attention maps (one layer per gate)", value=True)
@@ -166,21 +156,8 @@ class SegmentWidget(Container):
 
     def weights_path(self) -> Path | None:
         """The chosen weights file (None: the shipped default); raises ValueError when unusable."""
-        choice = self.weights.value
-        if choice == DEFAULT_WEIGHTS:
-            return None
-        if choice == FROM_FILE:
-            value = self.weights_file.value
-            if value is None or str(value) in ("", "."):
-                raise ValueError("choose a weights file (.safetensors), or use the default weights")
-            path = Path(value)
-            if not path.is_file():
-                raise ValueError(f"weights file not found: {path}")
-            return path
-        path = session.weights.get(choice)
-        if path is None or not Path(path).is_file():
-            raise ValueError(f"the fine-tuned weights {choice!r} are no longer on disk")
-        return Path(path)
+        return chosen_weights(self.weights.value, self.weights_file.value,
+                              "choose a weights file (.safetensors), or use the default weights")
 
     # ------------------------------------------------------------------ messages
 
@@ -221,8 +198,6 @@ class SegmentWidget(Container):
             layer, planes, stack_shape = self.check_input(layer)
             weights = self.weights_path()
             thresholds = float(self.disc_threshold.value), float(self.cup_threshold.value)
-            if not all(0.0 < t < 1.0 for t in thresholds):
-                raise ValueError("thresholds must lie strictly between 0 and 1")
         except ValueError as error:
             self._message(str(error), "error")
             return None
@@ -256,14 +231,11 @@ class SegmentWidget(Container):
         self.measure_button.enabled = not running
 
     def _on_event(self, event: Progress) -> None:
-        self.progress.value = int(round(PROGRESS_STEPS * min(max(event.fraction, 0.0), 1.0)))
+        self.progress.value = progress_value(event)
         self.status.value = f"{event.message} ({event.elapsed:.1f} s)"
 
     def _on_error(self, error: BaseException) -> None:
-        if isinstance(error, (ValueError, OSError, RuntimeError)):
-            self._message(f"segmentation failed: {error}", "error")
-        else:  # a bug: still no traceback dialog, but a clear message with the type
-            self._message(f"segmentation failed ({type(error).__name__}): {error}", "error")
+        self._message(failure_text("segmentation", error), "error")
 
     def _on_cancelled(self) -> None:
         self.progress.value = 0
@@ -274,12 +246,11 @@ class SegmentWidget(Container):
         for _, kwargs, _ in layer_data:
             kwargs.update(transform)
         self.put_layers(layer_data, source_layer.name)
-        self.last_result = results
         self.progress.value = PROGRESS_STEPS
-        record = layer_data[-1][1]["metadata"]["measurements"]
-        self.results.value = _layers.format_measurements(record)
+        metadata = layer_data[-1][1]["metadata"]
+        self.results.value = _layers.format_measurements(metadata["measurements"])
         first = results[0] if isinstance(results, list) else results
-        messages = sorted({m for r in (results if isinstance(results, list) else [results]) for m in r.messages})
+        messages = metadata["messages"]
         if NO_DISC_MESSAGE in messages:
             self._message(f"'{source_layer.name}': {'; '.join(messages)}. The empty disc and cup label layers "
                           "are ready to paint; press Measure afterwards", "warning")
@@ -320,13 +291,11 @@ class SegmentWidget(Container):
     # ------------------------------------------------------------------ measurements
 
     def _label_layers(self, image_name: str):
-        disc_name = _layers.disc_layer_name(image_name)
-        cup_name = _layers.cup_layer_name(image_name)
-        missing = [n for n in (disc_name, cup_name) if n not in self.viewer.layers]
+        missing = missing_label_layers(self.viewer, image_name)
         if missing:
             raise ValueError(f"no label layer {' or '.join(repr(n) for n in missing)}: segment '{image_name}' "
                              "first, or name your disc and cup label layers like that")
-        return self.viewer.layers[disc_name], self.viewer.layers[cup_name]
+        return tuple(self.viewer.layers[name] for name in label_layer_names(image_name))
 
     def _refresh_results_label(self) -> None:
         layer = self.image.value
@@ -411,17 +380,9 @@ def _segment_job(request: dict):
     model = get_model(request["weights"], request["device"])
     planes = request["planes"]
     disc_t, cup_t = request["thresholds"]
-    result = None
-    events = iter_segment(planes if request["stack_shape"] else planes[0], model, request["device"],
-                          disc_threshold=disc_t, cup_threshold=cup_t, attention=request["attention"],
-                          tta=request["tta"])
-    try:
-        for event in events:
-            if event.result is not None:
-                result = event.result
-            yield event
-    finally:
-        events.close()
+    result = yield from forward(iter_segment(planes if request["stack_shape"] else planes[0], model,
+                                             request["device"], disc_threshold=disc_t, cup_threshold=cup_t,
+                                             attention=request["attention"], tta=request["tta"]))
     layer_data = _layers.result_layer_data(result, request["name"], show_probabilities=request["probabilities"],
                                            stack_shape=request["stack_shape"])
     _preload_label_layer_modules()
