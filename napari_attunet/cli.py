@@ -11,6 +11,13 @@ from pathlib import Path
 from . import __version__
 
 
+def _add_thresholds(p) -> None:
+    for name in ("disc", "cup"):
+        p.add_argument(f"--{name}-threshold", type=float, default=None,
+                       help=f"{name} probability threshold (default: the weights file's own; "
+                            "the shipped weights use disc 0.5, cup 0.25)")
+
+
 def _add_segment(subparsers) -> None:
     p = subparsers.add_parser("segment", help="segment optic disc and cup in image files or folders")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
@@ -19,8 +26,7 @@ def _add_segment(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--attention", action="store_true", help="also write one attention map PNG per gate")
     p.add_argument("--overlay", action="store_true", help="also write an overlay PNG (disc red, cup yellow)")
-    p.add_argument("--disc-threshold", type=float, default=0.5)
-    p.add_argument("--cup-threshold", type=float, default=0.5)
+    _add_thresholds(p)
     p.add_argument("--tta", action="store_true", help="average with the mirrored image (slower)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
@@ -62,6 +68,7 @@ def _add_evaluate(subparsers) -> None:
     p.add_argument("--split", default="test", help="Drishti-GS1 split: train, test or all (default: test)")
     p.add_argument("--weights", type=Path, default=None)
     p.add_argument("--device", default="auto")
+    _add_thresholds(p)
     p.add_argument("--tta", action="store_true")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--threads", type=int, default=None)
@@ -148,6 +155,7 @@ def _evaluate(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    report = evaluate(args.data, split=args.split, weights=args.weights, device=args.device, tta=args.tta)
+    report = evaluate(args.data, split=args.split, weights=args.weights, device=args.device, tta=args.tta,
+                      disc_threshold=args.disc_threshold, cup_threshold=args.cup_threshold)
     print(json.dumps(report, indent=2) if args.json else format_table(report))
     return 0

@@ -62,8 +62,11 @@ def iter_evaluate(samples: Sequence[Sample], segmenter: Segmenter) -> Iterator[P
 
 
 def evaluate(data: str | os.PathLike | Sequence[Sample], split: str = "test", weights=None, device="auto", *,
-             model=None, tta: bool = False, progress: Callable[[Progress], None] | None = None) -> dict:
+             model=None, tta: bool = False, disc_threshold: float | None = None,
+             cup_threshold: float | None = None, progress: Callable[[Progress], None] | None = None) -> dict:
     """Evaluate on a dataset folder (Drishti-GS1 ``split``, or a folder of images and masks) or samples.
+
+    Thresholds left as None are the weights file's own (see :func:`napari_attunet.segment`).
 
     Returns ``{"summary": {...means...}, "images": [per-image rows], "provenance": {...}}``.
     """
@@ -73,7 +76,7 @@ def evaluate(data: str | os.PathLike | Sequence[Sample], split: str = "test", we
     samples = load_dataset(data, split) if isinstance(data, (str, os.PathLike)) else list(data)
     device = resolve_device(device)
     model = model if model is not None else load_model(weights, device=device)
-    segmenter = Segmenter(model, device, tta=tta)
+    segmenter = Segmenter(model, device, disc_threshold, cup_threshold, tta=tta)
     report = run_to_end(iter_evaluate(samples, segmenter), callback=progress)
     report["data"] = str(data) if isinstance(data, (str, os.PathLike)) else "in-memory samples"
     report["split"] = split

@@ -93,6 +93,13 @@ def _preprocessing(model: AttentionUNet) -> dict:
     return {**DEFAULT_PREPROCESSING, **getattr(model, "metadata", {}).get("preprocessing", {})}
 
 
+def model_thresholds(model: AttentionUNet) -> tuple[float, float]:
+    """The (disc, cup) thresholds the model's weights file recommends (0.5 for a bare network)."""
+    from .weights import thresholds_from
+
+    return thresholds_from(getattr(model, "metadata", None) or {})
+
+
 def provenance(model: AttentionUNet, disc_threshold: float, cup_threshold: float, device: torch.device) -> dict:
     """What every output of this model carries: package, weights and settings."""
     return {
@@ -147,10 +154,16 @@ def _inside(box: tuple[int, int, int, int], shape) -> tuple[slice, slice, slice,
 
 
 class Segmenter:
-    """Runs one network over images; holds the model, device and thresholds."""
+    """Runs one network over images; holds the model, device and thresholds.
 
-    def __init__(self, model: AttentionUNet, device: torch.device, disc_threshold: float = 0.5,
-                 cup_threshold: float = 0.5, tta: bool = False, shape: str = DEFAULT_SHAPE):
+    A threshold left as None is the one the model's weights file recommends.
+    """
+
+    def __init__(self, model: AttentionUNet, device: torch.device, disc_threshold: float | None = None,
+                 cup_threshold: float | None = None, tta: bool = False, shape: str = DEFAULT_SHAPE):
+        recommended = model_thresholds(model)
+        disc_threshold = recommended[0] if disc_threshold is None else disc_threshold
+        cup_threshold = recommended[1] if cup_threshold is None else cup_threshold
         for name, value in (("disc_threshold", disc_threshold), ("cup_threshold", cup_threshold)):
             if not 0.0 < value < 1.0:
                 raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
@@ -323,8 +336,8 @@ def _as_list(images) -> tuple[list, bool]:
 
 
 def iter_segment(images, model: AttentionUNet | None = None, device: str | torch.device = "auto", *,
-                 disc_threshold: float = 0.5, cup_threshold: float = 0.5, attention: bool = True,
-                 tta: bool = False, batch_size: int = 4) -> Iterator[Progress]:
+                 disc_threshold: float | None = None, cup_threshold: float | None = None,
+                 attention: bool = True, tta: bool = False, batch_size: int = 4) -> Iterator[Progress]:
     """Segment one image or a list of images, yielding a :class:`Progress` event per stage.
 
     The last event's ``result`` is a :class:`SegmentationResult` (one image) or a list of them.
@@ -359,7 +372,7 @@ def iter_segment(images, model: AttentionUNet | None = None, device: str | torch
 
 
 def segment(images, model: AttentionUNet | None = None, device: str | torch.device = "auto", *,
-            disc_threshold: float = 0.5, cup_threshold: float = 0.5, attention: bool = True,
+            disc_threshold: float | None = None, cup_threshold: float | None = None, attention: bool = True,
             tta: bool = False, batch_size: int = 4, progress: Callable[[Progress], None] | None = None,
             cancel: Callable[[], bool] | None = None):
     """Segment the optic disc and cup of one fundus photograph (or a list of them).
@@ -368,7 +381,8 @@ def segment(images, model: AttentionUNet | None = None, device: str | torch.devi
         images: ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` array (any integer or float dtype), or a list.
         model: a network from :func:`napari_attunet.load_model`; None loads the shipped default weights.
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"``.
-        disc_threshold, cup_threshold: probability above which a pixel belongs to the structure.
+        disc_threshold, cup_threshold: probability above which a pixel belongs to the structure;
+            None (the default) takes the weights file's own (the shipped weights: disc 0.5, cup 0.25).
         attention: also return the attention maps of every gate.
         tta: average with the horizontally flipped image (slower, slightly smoother masks).
         batch_size: images per network pass when ``images`` is a list.

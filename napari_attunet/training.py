@@ -32,7 +32,7 @@ from .evaluation import score_sample, summarise
 from .model import AttentionUNet
 from .preprocessing import disc_geometry
 from .progress import Progress, Stopwatch, run_to_end
-from .weights import atomic_write_bytes, load_model, save_weights
+from .weights import UNCALIBRATED_THRESHOLDS, atomic_write_bytes, load_model, save_weights, thresholds_from
 
 
 @dataclass
@@ -252,6 +252,9 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
     metadata = dict(getattr(model, "metadata", {}))
     metadata["preprocessing"] = {**DEFAULT_PREPROCESSING, **metadata.get("preprocessing", {}),
                                  "context": config.context}
+    # Training changes how confident the network is, so a parent's calibrated thresholds do not carry over.
+    metadata["thresholds"] = dict(UNCALIBRATED_THRESHOLDS)
+    thresholds = thresholds_from(metadata)
     train_names = [s.name for s in train_samples]
     val_names = [s.name for s in val_samples]
     clock = Stopwatch()
@@ -309,7 +312,7 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": round(seconds_before + clock(), 1)}
         last_epoch = epoch + 1 == config.epochs
         if val_samples and ((epoch + 1) % config.val_every == 0 or last_epoch):
-            segmenter = Segmenter(model, device)
+            segmenter = Segmenter(model, device, *thresholds)
             metrics = evaluate_samples(segmenter, val_samples)
             model.train()
             record.update(metrics)

@@ -4,7 +4,11 @@ A file holds the network's ``state_dict`` and, in the safetensors header's strin
 metadata, one key ``napari_attunet`` with a JSON document::
 
     {"format": 1, "config": {...AttentionUNet kwargs...}, "classes": [...],
-     "preprocessing": {...}, "training": {...}, "metrics": {...}, "package_version": "..."}
+     "preprocessing": {...}, "thresholds": {"disc": 0.5, "cup": 0.5, "source": "..."},
+     "training": {...}, "metrics": {...}, "package_version": "..."}
+
+``thresholds`` are the probabilities above which a pixel counts as disc or cup, the
+values this network's figures were measured with; files without the key use 0.5.
 
 safetensors parses a length-prefixed JSON header and raw tensor bytes; unlike
 ``torch.load`` on a pickle it cannot run code, so weights from strangers are safe
@@ -32,6 +36,9 @@ METADATA_KEY = "napari_attunet"
 FORMAT_VERSION = 1
 CLASSES = ["optic disc", "optic cup"]
 DEFAULT_WEIGHTS_NAME = "attention_unet_drishti.safetensors"
+DEFAULT_THRESHOLD = 0.5
+UNCALIBRATED_THRESHOLDS = {"disc": DEFAULT_THRESHOLD, "cup": DEFAULT_THRESHOLD,
+                           "source": "default 0.5, not calibrated for these weights"}
 
 
 class WeightsError(ValueError):
@@ -98,22 +105,44 @@ def _header(data: bytes, path: Path) -> dict:
     return header
 
 
+def thresholds_from(metadata: dict) -> tuple[float, float]:
+    """The (disc, cup) thresholds a weights file's metadata recommends; 0.5 for what it leaves out."""
+    stored = metadata.get("thresholds") or {}
+    if not isinstance(stored, dict):
+        raise ValueError(f"metadata 'thresholds' must be an object, got {stored!r}")
+    values = []
+    for key in ("disc", "cup"):
+        value = stored.get(key, DEFAULT_THRESHOLD)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+            raise ValueError(f"metadata threshold {key!r} must be a number strictly between 0 and 1, got {value!r}")
+        values.append(float(value))
+    return values[0], values[1]
+
+
 def read_metadata(path: str | os.PathLike) -> dict:
-    """The napari-attunet metadata of a weights file (raises :class:`WeightsError`)."""
+    """The napari-attunet metadata of a weights file, from its header alone (raises :class:`WeightsError`)."""
     path = Path(path)
-    return _parse(path, _read(path))[1]
+    _check_file(path)
+    with open(path, "rb") as file:
+        prefix = file.read(8)
+        length = int.from_bytes(prefix, "little") if len(prefix) == 8 else 0
+        head = prefix + file.read(length) if 0 < length <= path.stat().st_size - 8 else prefix
+    return _metadata(_header(head, path), path)
 
 
-def _read(path: Path) -> bytes:
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise WeightsError(f"{path}: weights file not found")
     if not path.is_file():
         raise WeightsError(f"{path}: not a file")
+
+
+def _read(path: Path) -> bytes:
+    _check_file(path)
     return path.read_bytes()
 
 
-def _parse(path: Path, data: bytes) -> tuple[dict, dict]:
-    header = _header(data, path)
+def _metadata(header: dict, path: Path) -> dict:
     raw = (header.get("__metadata__") or {}).get(METADATA_KEY)
     if raw is None:
         raise WeightsError(f"{path}: a safetensors file, but not napari-attunet weights "
@@ -125,6 +154,15 @@ def _parse(path: Path, data: bytes) -> tuple[dict, dict]:
         raise WeightsError(f"{path}: napari-attunet metadata is damaged ({error})") from None
     if metadata.get("format", 0) > FORMAT_VERSION:
         raise WeightsError(f"{path}: written by a newer napari-attunet (format {metadata['format']}); upgrade")
+    try:
+        thresholds_from(metadata)
+    except ValueError as error:
+        raise WeightsError(f"{path}: {error}") from None
+    return metadata
+
+
+def _parse(path: Path, data: bytes) -> tuple[dict, dict]:
+    metadata = _metadata(_header(data, path), path)
     try:
         tensors = load_safetensors_bytes(data)
     except Exception as error:  # the parser raises its own error types on damaged files

@@ -136,6 +136,23 @@ def test_segment_the_sample(viewer, qtbot, messages, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["measurements.csv"]
 
 
+def test_threshold_boxes_follow_the_chosen_weights(viewer, tmp_path):
+    from napari_attunet import load_model, save_weights
+    from napari_attunet._widgets._session import DEFAULT_WEIGHTS, FROM_FILE
+    from napari_attunet.weights import default_weights_path, read_metadata, thresholds_from
+
+    widget = dock_segment(viewer)
+    shipped = thresholds_from(read_metadata(default_weights_path()))
+    assert (widget.disc_threshold.value, widget.cup_threshold.value) == pytest.approx(shipped)
+    other = tmp_path / "other.safetensors"
+    save_weights(load_model(device="cpu"), other, {"thresholds": {"disc": 0.4, "cup": 0.35}})
+    widget.weights.value = FROM_FILE
+    widget.weights_file.value = other
+    assert (widget.disc_threshold.value, widget.cup_threshold.value) == pytest.approx((0.4, 0.35))
+    widget.weights.value = DEFAULT_WEIGHTS
+    assert (widget.disc_threshold.value, widget.cup_threshold.value) == pytest.approx(shipped)
+
+
 def test_heartbeat_keeps_ticking_while_the_network_computes(viewer, qtbot):
     """The event loop stays responsive: a 10 ms QTimer keeps ticking during segmentation."""
     from qtpy.QtCore import QTimer

@@ -79,6 +79,19 @@ def test_fine_tuning_from_a_file_with_a_frozen_encoder_changes_only_the_decoder(
     assert read_metadata(tuned)["fine_tuned_from"]["weights"] == "base.safetensors"
 
 
+def test_trained_weights_do_not_inherit_calibrated_thresholds(tmp_path, samples):
+    from napari_attunet.weights import save_weights
+
+    base = tmp_path / "base.safetensors"
+    train(samples, base, tiny_config(epochs=1))
+    save_weights(load_model(base, device="cpu"), base, {"thresholds": {"disc": 0.5, "cup": 0.25, "source": "x"}})
+    tuned = tmp_path / "tuned.safetensors"
+    train(samples, tuned, tiny_config(epochs=1, init_weights=str(base)))
+    thresholds = read_metadata(tuned)["thresholds"]
+    assert (thresholds["disc"], thresholds["cup"]) == (0.5, 0.5)
+    assert "not calibrated" in thresholds["source"]
+
+
 def test_bad_settings_and_empty_discs_are_rejected(tmp_path, samples):
     with pytest.raises(ValueError, match="epochs"):
         train(samples, tmp_path / "x.safetensors", tiny_config(epochs=0))

@@ -106,3 +106,38 @@ def test_unavailable_device_is_a_clear_error(tmp_path, small_model):
         load_model(path, device="cuda")
     with pytest.raises(ValueError, match="unknown device"):
         load_model(path, device="gpu0")
+
+
+def test_thresholds_travel_with_the_weights_and_bad_ones_are_refused(tmp_path, small_model):
+    from napari_attunet.inference import Segmenter
+
+    path = tmp_path / "net.safetensors"
+    save_weights(small_model, path, {"thresholds": {"disc": 0.45, "cup": 0.3, "source": "unit test"}})
+    loaded = load_model(path, device="cpu")
+    segmenter = Segmenter(loaded, torch.device("cpu"))
+    assert (segmenter.disc_threshold, segmenter.cup_threshold) == (0.45, 0.3)
+    assert segmenter.provenance["cup_threshold"] == 0.3
+    explicit = Segmenter(loaded, torch.device("cpu"), cup_threshold=0.6)
+    assert (explicit.disc_threshold, explicit.cup_threshold) == (0.45, 0.6)
+
+    bare = tmp_path / "bare.safetensors"
+    save_weights(small_model, bare)
+    assert Segmenter(load_model(bare, device="cpu"), torch.device("cpu")).cup_threshold == 0.5
+
+    for bad in ({"cup": 1.5}, {"disc": "high"}, [0.5, 0.5]):
+        save_weights(small_model, path, {"thresholds": bad})
+        with pytest.raises(WeightsError, match="threshold") as info:
+            load_model(path, device="cpu")
+        assert "net.safetensors" in str(info.value)
+
+
+def test_metadata_is_read_from_the_header_alone(tmp_path, small_model):
+    path = tmp_path / "net.safetensors"
+    save_weights(small_model, path, {"thresholds": {"cup": 0.3}})
+    data = path.read_bytes()
+    header_end = 8 + int.from_bytes(data[:8], "little")
+    path.write_bytes(data[:header_end])  # the tensors are gone, the header is whole
+    assert read_metadata(path)["thresholds"] == {"cup": 0.3}
+    path.write_bytes(data[: header_end // 2])
+    with pytest.raises(WeightsError, match="truncated"):
+        read_metadata(path)

@@ -28,6 +28,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from .. import _layers
 from ..inference import NO_DISC_MESSAGE
 from ..progress import Progress
+from ..weights import default_weights_path, read_metadata, thresholds_from
 from ._session import DEFAULT_WEIGHTS, FROM_FILE, chosen_weights, get_model, session
 from ._choices import device_choices, label_layer_names, missing_label_layers, photograph_choices
 from ._worker import PROGRESS_STEPS, Job, failure_text, fixed_text_area, forward, progress_value
@@ -66,8 +67,10 @@ class SegmentWidget(Container):
                                 tooltip="the shipped network, a weights file, or one fine-tuned in this session")
         self.weights_file = FileEdit(label="weights file", mode="r", filter="*.safetensors", visible=False)
         self.device = ComboBox(label="device", choices=device_choices(), value="auto")
-        self.disc_threshold = FloatSpinBox(label="disc threshold", value=0.5, min=0.01, max=0.99, step=0.05)
-        self.cup_threshold = FloatSpinBox(label="cup threshold", value=0.5, min=0.01, max=0.99, step=0.05)
+        self.disc_threshold = FloatSpinBox(label="disc threshold", value=0.5, min=0.01, max=0.99, step=0.05,
+                                           tooltip="set to the chosen weights' own value when they change")
+        self.cup_threshold = FloatSpinBox(label="cup threshold", value=0.5, min=0.01, max=0.99, step=0.05,
+                                          tooltip="set to the chosen weights' own value when they change")
         self.show_attention = CheckBox(text="attention maps (one layer per gate)", value=True)
         self.show_probabilities = CheckBox(text="probability maps", value=False)
         self.tta = CheckBox(text="average with the mirrored image (slower)", value=False)
@@ -91,6 +94,7 @@ class SegmentWidget(Container):
         fixed_text_area(self.results, lines=3)
 
         self.weights.changed.connect(self._on_weights_choice)
+        self.weights_file.changed.connect(self._follow_weights_thresholds)
         self.run_button.changed.connect(lambda: self.segment())
         self.cancel_button.changed.connect(self.cancel)
         self.measure_button.changed.connect(lambda: self.measure())
@@ -104,6 +108,7 @@ class SegmentWidget(Container):
         for layer in self.viewer.layers:
             layer.events.name.connect(self._on_rename)
         self._layers_changed()
+        self._follow_weights_thresholds()
 
     # ------------------------------------------------------------------ choices
 
@@ -144,6 +149,16 @@ class SegmentWidget(Container):
 
     def _on_weights_choice(self, value: str) -> None:
         self.weights_file.visible = value == FROM_FILE
+        self._follow_weights_thresholds()
+
+    def _follow_weights_thresholds(self, _value=None) -> None:
+        """Show the thresholds the chosen weights were measured with (their file's header says)."""
+        try:
+            path = self.weights_path()
+            disc, cup = thresholds_from(read_metadata(path or default_weights_path()))
+        except ValueError:
+            return  # no usable file chosen yet; segmenting will say why
+        self.disc_threshold.value, self.cup_threshold.value = disc, cup
 
     def use_weights(self, label_or_path: str) -> None:
         """Select weights: a session label (fine-tuned model) or a file path."""
