@@ -18,7 +18,8 @@ Layer naming (the widgets find layers by these names):
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,8 +71,12 @@ def label_style(role: str) -> dict:
 
 
 def _squeeze_multiscale(data: Any) -> Any:
-    """The full-resolution level of a multiscale layer's data (a list of arrays)."""
-    if isinstance(data, (list, tuple)):
+    """The full-resolution level of a multiscale layer's data (a sequence of arrays).
+
+    napari wraps the levels in ``MultiScaleData``, a Sequence but not a list, whose
+    ``np.asarray`` is the *coarsest* level; so any non-array Sequence counts as levels.
+    """
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         if not data:
             raise ValueError("the image layer holds no data")
         return data[0]

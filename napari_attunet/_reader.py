@@ -3,7 +3,8 @@
 Recognised by file name (so that ordinary photographs are never claimed):
 
 * binary masks ``NAME_disc.png`` / ``NAME_cup.png`` (also ``_od`` / ``_oc``, PNG, TIFF, BMP):
-  non-zero (or >= 128 for 8-bit masks with soft edges) is inside;
+  inside where they reach half their full scale (0/1, 0/255 and 0/65535 masks read as
+  drawn; the engine's training reads them the same way, ``datasets.binary_mask``);
 * Drishti-GS1 soft maps ``NAME_ODsegSoftmap.png`` / ``NAME_cupsegSoftmap.png``: inside where
   at least two of the four experts agree (>= 128);
 * REFUGE-style maps ``NAME_refuge.png|bmp`` (255 background, 128 rim, 0 cup): two
@@ -64,16 +65,8 @@ def _plane(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _binary(array: np.ndarray) -> np.ndarray:
-    """Inside: non-zero for 0/1 masks, else at least half the dtype's (or float mask's) maximum."""
-    if array.dtype == bool or array.max() <= 1:
-        return array != 0
-    if np.issubdtype(array.dtype, np.integer):
-        return array >= np.iinfo(array.dtype).max // 2 + 1
-    return array >= 0.5 * float(array.max())
-
-
 def read_masks(path) -> list[tuple]:
+    from .datasets import binary_mask
     from .imageio import decode_refuge_map, read_image
 
     paths = path if isinstance(path, list) else [path]
@@ -86,7 +79,7 @@ def read_masks(path) -> list[tuple]:
             disc, cup = decode_refuge_map(array)
             layers += [_labels(disc, disc_layer_name(stem), "disc"), _labels(cup, cup_layer_name(stem), "cup")]
             continue
-        mask = _binary(array)
+        mask = binary_mask(array)
         name = disc_layer_name(stem) if kind == "disc" else cup_layer_name(stem)
         layers.append(_labels(mask, name, kind))
     return layers

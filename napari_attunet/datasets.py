@@ -65,15 +65,30 @@ def make_sample(name: str, image: np.ndarray, disc: np.ndarray, cup: np.ndarray,
     return Sample(name, image, disc, (cup != 0) & disc, dict(extra))
 
 
-def _binary(mask: np.ndarray, threshold: int = 128) -> np.ndarray:
+def binary_mask(mask: np.ndarray, fraction: float = 0.5) -> np.ndarray:
+    """Inside where a mask or soft map reaches ``fraction`` of its full scale (one rule for every reader).
+
+    Full scale is 1 for boolean masks and for values within [0, 1] (0/1 masks, probabilities),
+    255 for values up to 255 (8-bit masks, also when stored as 16-bit or float), and 65535 up
+    to 65535.  So 0/255 and 0/65535 masks read as drawn, and a Drishti-GS1 soft map (255 =
+    all four experts) at 0.5 gives "at least two experts" (>= 128).  A 3D array uses its
+    first channel.
+    """
     mask = np.asarray(mask)
     if mask.ndim == 3:
         mask = mask[..., 0]
     if mask.dtype == bool:
-        return mask
-    if mask.max() <= 1:
-        return mask > 0
-    return mask >= threshold
+        return mask.copy()
+    if mask.size == 0:
+        return np.zeros(mask.shape, bool)
+    low, high = float(np.nanmin(mask)), float(np.nanmax(mask))
+    if low < 0 or not np.isfinite(high) or high > 65535:
+        raise ValueError(f"mask values run from {low:g} to {high:g}; expected 0..1, 0..255 or 0..65535")
+    scale = 1.0 if high <= 1 else 255.0 if high <= 255 else 65535.0
+    cut = fraction * scale
+    if np.issubdtype(mask.dtype, np.integer):
+        cut = np.ceil(cut - 1e-9)  # integer levels: 0.5 of 255 means >= 128
+    return mask >= cut
 
 
 def is_drishti(root: Path) -> bool:
@@ -94,8 +109,8 @@ def load_drishti(root: str | os.PathLike, split: str = "train", threshold: int =
             raise ValueError(f"{base / folder / 'Images'}: no images found; is this the Drishti-GS1 layout?")
         for path in images:
             gt = base / folder / "GT" / path.stem
-            disc = _binary(read_image(gt / "SoftMap" / f"{path.stem}_ODsegSoftmap.png"), threshold)
-            cup = _binary(read_image(gt / "SoftMap" / f"{path.stem}_cupsegSoftmap.png"), threshold)
+            disc = binary_mask(read_image(gt / "SoftMap" / f"{path.stem}_ODsegSoftmap.png"), threshold / 255)
+            cup = binary_mask(read_image(gt / "SoftMap" / f"{path.stem}_cupsegSoftmap.png"), threshold / 255)
             cdr_file = gt / f"{path.stem}_cdrValues.txt"
             extra = {"split": folder.lower()}
             if cdr_file.is_file():
@@ -122,7 +137,7 @@ def _find(folder: Path, stem: str) -> Path | None:
 def load_folder(root: str | os.PathLike) -> list[Sample]:
     """A folder of images with their masks, in either form:
 
-    * ``NAME_disc.png`` and ``NAME_cup.png`` (binary masks, non-zero or >= 128 inside), beside the
+    * ``NAME_disc.png`` and ``NAME_cup.png`` (masks read by :func:`binary_mask`), beside the
       images or in a ``masks/`` (``labels/``, ``gt/``) folder;
     * one REFUGE-style label map per image (255 background, 128 rim, 0 cup) named ``NAME.png``
       (or ``NAME_mask.png``) in a mask folder.
@@ -143,7 +158,7 @@ def load_folder(root: str | os.PathLike) -> list[Sample]:
             if folder != image_folder:
                 label_path = label_path or _find(folder, path.stem) or _find(folder, f"{path.stem}_mask")
         if disc_path and cup_path:
-            disc, cup = _binary(read_image(disc_path)), _binary(read_image(cup_path))
+            disc, cup = binary_mask(read_image(disc_path)), binary_mask(read_image(cup_path))
         elif label_path:
             disc, cup = decode_refuge_map(read_image(label_path))
         else:

@@ -73,3 +73,37 @@ def test_drishti_training_split(drishti):
     assert first.cup.sum() < first.disc.sum()
     assert len(first.extra["expert_cdrs"]) == 4
     assert len(load_drishti(drishti, "test")) == 51
+
+
+def test_mask_encodings_read_as_drawn_by_training_and_the_napari_reader(tmp_path):
+    from napari_attunet._reader import get_reader
+    from napari_attunet.datasets import binary_mask
+
+    image, disc, _ = synthetic_fundus()
+    encodings = {
+        "bool": disc,
+        "uint8 0/1": disc.astype(np.uint8),
+        "uint8 0/255": disc.astype(np.uint8) * 255,
+        "uint16 0/255": disc.astype(np.uint16) * 255,
+        "uint16 0/65535": disc.astype(np.uint16) * 65535,
+        "float 0/1": disc.astype(np.float32),
+    }
+    for name, mask in encodings.items():
+        assert np.array_equal(binary_mask(mask), disc), name
+    # Soft maps: at least half of full scale (two of four experts in Drishti-GS1).
+    soft = np.array([[0, 63, 127, 128, 191, 255]], np.uint8)
+    assert binary_mask(soft).tolist() == [[False, False, False, True, True, True]]
+    assert binary_mask(soft, 192 / 255).tolist() == [[False, False, False, False, False, True]]
+    assert binary_mask(np.array([[0.2, 0.49, 0.5, 0.9]])).tolist() == [[False, False, True, True]]
+    with pytest.raises(ValueError, match="mask values"):
+        binary_mask(np.array([[-1.0, 1.0]]))
+
+    # A 16-bit mask holding 0/255 gives the same layer in napari as in training.
+    Image.fromarray(image).save(tmp_path / "eye1.png")
+    Image.fromarray(encodings["uint16 0/255"]).save(tmp_path / "eye1_disc.png")
+    Image.fromarray(encodings["uint8 0/255"]).save(tmp_path / "eye1_cup.png")
+    path = tmp_path / "eye1_disc.png"
+    assert read_image(path).dtype == np.uint16
+    (layer,) = get_reader(str(path))(str(path))
+    (sample,) = load_dataset(tmp_path)
+    assert np.array_equal(layer[0] != 0, disc) and np.array_equal(sample.disc, disc)

@@ -130,6 +130,16 @@ def test_measure_labels_counts_any_label_and_ignores_cup_outside_disc():
         _layers.measure_labels(disc, cup[:10])
 
 
+def test_multiscale_labels_are_measured_at_full_resolution():
+    from napari.layers._multiscale_data import MultiScaleData
+
+    result = fake_result()
+    disc, cup = result.disc.astype(np.uint8), result.cup.astype(np.uint8)
+    pyramid = [MultiScaleData([mask, mask[::2, ::2]]) for mask in (disc, cup)]
+    m = _layers.measure_labels(*pyramid)  # np.asarray(MultiScaleData) is the coarsest level
+    assert m.disc_area == result.disc_area and m.vcdr == pytest.approx(result.vcdr)
+
+
 def test_csv_rows():
     result = fake_result()
     record = _layers.measurement_record([result])
