@@ -14,8 +14,8 @@ from . import __version__
 def _add_thresholds(p) -> None:
     for name in ("disc", "cup"):
         p.add_argument(f"--{name}-threshold", type=float, default=None,
-                       help=f"{name} probability threshold (default: the weights file's own; "
-                            "the shipped weights use disc 0.5, cup 0.25)")
+                       help=f"{name} probability threshold (default: the one stored in the weights "
+                            "file, 0.5 if it has none; docs/model-card.md gives the shipped weights')")
 
 
 def _add_segment(subparsers) -> None:

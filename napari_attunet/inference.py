@@ -382,7 +382,7 @@ def segment(images, model: AttentionUNet | None = None, device: str | torch.devi
         model: a network from :func:`napari_attunet.load_model`; None loads the shipped default weights.
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"``.
         disc_threshold, cup_threshold: probability above which a pixel belongs to the structure;
-            None (the default) takes the weights file's own (the shipped weights: disc 0.5, cup 0.25).
+            None (the default) takes the ones stored in the weights file (0.5 where it has none).
         attention: also return the attention maps of every gate.
         tta: average with the horizontally flipped image (slower, slightly smoother masks).
         batch_size: images per network pass when ``images`` is a list.
