@@ -74,6 +74,22 @@ def _add_evaluate(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None)
 
 
+def _add_calibrate(subparsers) -> None:
+    p = subparsers.add_parser(
+        "calibrate", help="choose the cup threshold of a weights file on annotated images (and store it)",
+        description="Scores cup thresholds 0.25-0.5 on annotated images and picks the one with the lowest "
+                    "vCDR error that costs at most 0.005 OC Dice (docs/model-card.md). Choose on images you "
+                    "will not judge the result on.")
+    p.add_argument("--data", required=True, type=Path, help="Drishti-GS1 folder or a folder of images and masks")
+    p.add_argument("--split", default="train", help="Drishti-GS1 split: train, test or all (default: train)")
+    p.add_argument("--weights", type=Path, default=None, help="weights file (default: the shipped weights)")
+    p.add_argument("--apply", action="store_true",
+                   help="store the chosen thresholds in --weights (the file is rewritten atomically)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--threads", type=int, default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-attunet",
@@ -84,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_segment(subparsers)
     _add_train(subparsers)
     _add_evaluate(subparsers)
+    _add_calibrate(subparsers)
     return parser
 
 
@@ -99,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args, argv)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "calibrate":
+            return _calibrate(args)
     except (ValueError, OSError) as error:
         print(f"napari-attunet: error: {error}", file=sys.stderr)
         return 2
@@ -158,4 +177,43 @@ def _evaluate(args) -> int:
     report = evaluate(args.data, split=args.split, weights=args.weights, device=args.device, tta=args.tta,
                       disc_threshold=args.disc_threshold, cup_threshold=args.cup_threshold)
     print(json.dumps(report, indent=2) if args.json else format_table(report))
+    return 0
+
+
+def _calibrate(args) -> int:
+    import torch
+
+    from .calibration import calibrate, store_thresholds
+    from .datasets import load_dataset
+    from .devices import resolve_device
+    from .weights import load_model
+
+    if args.apply and args.weights is None:
+        raise ValueError("--apply needs --weights FILE: the shipped weights are not rewritten in place")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    samples = load_dataset(args.data, args.split)
+    device = resolve_device(args.device)
+    model = load_model(args.weights, device=device)
+    from tqdm import tqdm
+
+    with tqdm(total=len(samples), desc="calibrate", unit="image", file=sys.stderr, dynamic_ncols=True) as bar:
+        report = calibrate(samples, model, device, progress=lambda event: bar.update(event.step - bar.n))
+    chosen = report["cup_threshold"]
+    if args.json:
+        print(json.dumps(report, indent=2))  # float keys become "0.25" etc.
+    else:
+        print(f"{'cup threshold':>13}  {'OC Dice':>7}  {'vCDR MAE':>8}  {'mean error':>10}  below masks")
+        for threshold, s in report["summary"].items():
+            mark = "  <- chosen" if threshold == chosen else ""
+            print(f"{threshold:>13.2f}  {s['oc']:7.4f}  {s['vcdr_mae']:8.4f}  {s['vcdr_bias']:+10.4f}  "
+                  f"{s['below_masks']}/{s['images']}{mark}")
+        print(f"{len(samples)} images; weights {model.weights_name} ({model.weights_sha256[:12]}); "
+              f"chosen cup threshold {chosen:.2f}")
+    if args.apply:
+        source = (f"napari-attunet calibrate on {len(samples)} images of {args.data.name} ({args.split}) "
+                  f"(weights SHA-256 {model.weights_sha256[:12]}…)")
+        digest = store_thresholds(model, args.weights, report["disc_threshold"], chosen, source)
+        print(f"{args.weights}: thresholds disc {report['disc_threshold']:.2f}, cup {chosen:.2f}; sha256 {digest}",
+              file=sys.stderr)
     return 0

@@ -2,10 +2,10 @@
 
     python training/threshold_study.py [--weights FILE] [--split train] [--apply]
 
-Why: on the test split the shipped weights' vCDR came out below the masks' for most
+Why: at threshold 0.5 the shipped weights' vCDR came out below the masks' for most test
 images (the cup is drawn short vertically).  A threshold must not be chosen on the test
-split, so this script chooses it on the 50 training images, with a rule fixed here before
-it was first run:
+split, so this script chooses it on the 50 training images, by the rule of
+``napari_attunet.calibration`` (fixed before this study was first run):
 
 * candidates: cup thresholds 0.25, 0.30, ..., 0.50 (the disc threshold stays 0.5);
 * pick the candidate with the lowest vCDR mean absolute error against the masks over
@@ -15,8 +15,8 @@ it was first run:
 
 45 of the 50 images were seen in training, so their probabilities are more confident
 than on new photos; the 5 held-out validation images are reported separately as a check,
-but are too few to decide on.  The network runs once per image; the candidates only
-re-threshold its cup probability inside the disc.
+but are too few to decide on.  ``napari-attunet calibrate`` applies the same rule to any
+weights and folder of annotated images; this script adds the breakdown by group.
 
 ``--apply`` writes the chosen thresholds into the weights file's metadata (the tensors
 are unchanged), where ``segment``, the CLI and the widgets take them as defaults.
@@ -29,42 +29,16 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-CANDIDATES = (0.25, 0.30, 0.35, 0.40, 0.45, 0.50)
-MAX_DICE_LOSS = 0.005
-RULE = (f"among cup thresholds {CANDIDATES}, the lowest vCDR MAE (against the masks) over the split, "
-        f"allowing at most {MAX_DICE_LOSS} lower mean OC Dice than 0.5; ties go to the one nearer 0.5")
-
-
-def choose(summary: dict[float, dict]) -> float:
-    """The rule in the module docstring, applied to per-threshold means over all images."""
-    floor = summary[0.5]["oc"] - MAX_DICE_LOSS
-    allowed = [t for t in CANDIDATES if summary[t]["oc"] >= floor]
-    return min(allowed, key=lambda t: (round(summary[t]["vcdr_mae"], 6), abs(t - 0.5)))
-
-
-def summarise(rows: list[dict], threshold: float) -> dict:
-    picked = [r[threshold] for r in rows]
-    errors = np.array([p["vcdr_error"] for p in picked])
-    return {
-        "images": len(picked),
-        "oc": float(np.mean([p["oc"] for p in picked])),
-        "vcdr_mae": float(np.nanmean(np.abs(errors))),
-        "vcdr_bias": float(np.nanmean(errors)),
-        "below_masks": int(np.sum(errors < 0)),
-    }
 
 
 def main() -> int:
     from napari_attunet import load_model
+    from napari_attunet.calibration import RULE, calibrate, store_thresholds, summarise_thresholds
     from napari_attunet.datasets import load_dataset
-    from napari_attunet.inference import Segmenter, image_tensor
-    from napari_attunet.measure import dice, measure
-    from napari_attunet.shapes import largest_component
-    from napari_attunet.weights import default_weights_path, save_weights
+    from napari_attunet.weights import default_weights_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="train")
@@ -77,23 +51,14 @@ def main() -> int:
     model = load_model(args.weights, device="cpu")
     held_out = set(model.metadata.get("training", {}).get("validation_images", []))
     samples = load_dataset(args.data, args.split)
-    segmenter = Segmenter(model, torch.device("cpu"), disc_threshold=0.5, cup_threshold=0.5)
-    rows, names = [], []
-    for sample in samples:
-        result = segmenter.segment_tensor(image_tensor(sample.image, "cpu"), attention=False)
-        truth = measure(sample.disc, sample.cup).vcdr
-        row = {}
-        for threshold in CANDIDATES:
-            cup = largest_component((result.cup_probability > threshold) & result.disc) & result.disc
-            row[threshold] = {"oc": dice(cup, sample.cup), "vcdr_error": measure(result.disc, cup).vcdr - truth}
-        rows.append(row)
-        names.append(sample.name)
+    calibration = calibrate(samples, model, torch.device("cpu"))
+    rows = calibration["rows"]
     groups = {"all": rows,
-              "seen in training": [r for r, n in zip(rows, names) if n not in held_out],
-              "held-out validation": [r for r, n in zip(rows, names) if n in held_out]}
-    report = {group: {str(t): summarise(members, t) for t in CANDIDATES} for group, members in groups.items()
-              if members}
-    chosen = choose({t: report["all"][str(t)] for t in CANDIDATES})
+              "seen in training": [r for r in rows if r["image"] not in held_out],
+              "held-out validation": [r for r in rows if r["image"] in held_out]}
+    report = {group: {str(t): s for t, s in summarise_thresholds(members).items()}
+              for group, members in groups.items() if members}
+    chosen = calibration["cup_threshold"]
     for group, by_threshold in report.items():
         print(f"{group} ({len(groups[group])} images)")
         for t, s in by_threshold.items():
@@ -108,8 +73,8 @@ def main() -> int:
         target = args.weights or default_weights_path()
         source = (f"training/threshold_study.py on {len(rows)} images of {args.data.name} ({args.split} split) "
                   f"(weights SHA-256 {model.weights_sha256[:12]}…, rule in the script's docstring)")
-        digest = save_weights(model, target, {"thresholds": {"disc": 0.5, "cup": chosen, "source": source}})
-        print(f"{target}: thresholds disc 0.5, cup {chosen}; sha256 {digest}")
+        digest = store_thresholds(model, target, calibration["disc_threshold"], chosen, source)
+        print(f"{target}: thresholds disc {calibration['disc_threshold']}, cup {chosen}; sha256 {digest}")
     return 0
 
 
