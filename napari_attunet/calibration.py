@@ -40,7 +40,7 @@ def score_thresholds(segmenter: Segmenter, sample: Sample, candidates: Sequence[
     """OC Dice and signed vCDR error (prediction - masks) of one sample at every candidate cup threshold."""
     result = segmenter.segment_tensor(image_tensor(sample.image, segmenter.device), attention=False)
     truth = measure(sample.disc, sample.cup).vcdr
-    row = {"image": sample.name}
+    row = {"image": sample.name, "disc_found": result.disc_found}
     for threshold in candidates:
         cup = largest_component((result.cup_probability > threshold) & result.disc) & result.disc
         row[threshold] = {"oc": dice(cup, sample.cup), "vcdr_error": measure(result.disc, cup).vcdr - truth}
@@ -75,7 +75,9 @@ def iter_calibrate(samples: Sequence[Sample], model: AttentionUNet, device: torc
                    candidates: Sequence[float] = CANDIDATES) -> Iterator[Progress]:
     """Score every sample at every candidate; yields a :class:`Progress` per image.
 
-    The last event's result is ``{"rows", "summary", "cup_threshold", "disc_threshold", "rule"}``.
+    The last event's result is ``{"rows", "summary", "cup_threshold", "disc_threshold",
+    "discs_not_found", "rule"}``; images where the network finds no disc count as OC Dice 0
+    and are left out of the vCDR error.
     """
     if not samples:
         raise ValueError("no annotated images to calibrate on")
@@ -89,9 +91,12 @@ def iter_calibrate(samples: Sequence[Sample], model: AttentionUNet, device: torc
     for index, sample in enumerate(samples):
         rows.append(score_thresholds(segmenter, sample, candidates))
         yield Progress("calibrate", index + 1, len(samples), sample.name, clock())
+    missed = [row["image"] for row in rows if not row["disc_found"]]
+    if len(missed) == len(rows):
+        raise ValueError("the network found no optic disc in any of the images; nothing to calibrate on")
     summary = summarise_thresholds(rows, candidates)
     report = {"rows": rows, "summary": summary, "cup_threshold": choose_cup_threshold(summary),
-              "disc_threshold": disc_threshold, "rule": RULE}
+              "disc_threshold": disc_threshold, "discs_not_found": missed, "rule": RULE}
     yield Progress("calibrate", len(samples), len(samples), "done", clock(), result=report)
 
 

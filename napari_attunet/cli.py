@@ -140,7 +140,8 @@ def _train(args, argv) -> int:
                                                                if is_drishti(args.data) else "")
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, val_fraction=args.val_fraction,
-        val_every=args.val_every, seed=args.seed, split_seed=args.split_seed, input_size=args.input_size, base_channels=args.base_channels,
+        val_every=args.val_every, seed=args.seed, split_seed=args.split_seed, input_size=args.input_size,
+        base_channels=args.base_channels,
         depth=args.depth, norm=args.norm, attention=not args.no_attention, augment=not args.no_augment,
         init_weights=args.init, freeze_encoder=args.freeze_encoder, device=args.device, threads=args.threads,
         data_description=description, command="napari-attunet train " + shlex.join(argv[1:]),
@@ -208,8 +209,10 @@ def _calibrate(args) -> int:
             mark = "  <- chosen" if threshold == chosen else ""
             print(f"{threshold:>13.2f}  {s['oc']:7.4f}  {s['vcdr_mae']:8.4f}  {s['vcdr_bias']:+10.4f}  "
                   f"{s['below_masks']}/{s['images']}{mark}")
-        print(f"{len(samples)} images; weights {model.weights_name} ({model.weights_sha256[:12]}); "
-              f"chosen cup threshold {chosen:.2f}")
+        missed = report["discs_not_found"]
+        listed = f": {', '.join(missed)}" if missed else ""
+        print(f"{len(samples)} images ({len(missed)} without a disc found{listed}); "
+              f"weights {model.weights_name} ({model.weights_sha256[:12]}); chosen cup threshold {chosen:.2f}")
     if args.apply:
         source = (f"napari-attunet calibrate on {len(samples)} images of {args.data.name} ({args.split}) "
                   f"(weights SHA-256 {model.weights_sha256[:12]}…)")

@@ -79,3 +79,13 @@ def test_calibrate_command_stores_the_threshold_that_segment_then_uses(tmp_path,
     # The tensors are untouched.
     before, after = load_model(None, device="cpu").state_dict(), load_model(weights, device="cpu").state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_images_where_no_disc_is_found_are_reported(default_model):
+    blank = np.full((300, 300, 3), 90, np.uint8)
+    blank[::7] = 100  # not uniform, but nothing disc-like
+    disc = np.zeros((300, 300), bool)
+    disc[120:180, 120:180] = True
+    (sample,) = samples_from_arrays([(blank, disc, disc & False)])
+    with pytest.raises(ValueError, match="no optic disc in any"):
+        calibrate([sample], default_model, torch.device("cpu"))
