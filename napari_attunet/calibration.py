@@ -23,11 +23,12 @@ import numpy as np
 import torch
 
 from .datasets import Sample
-from .inference import Segmenter, image_tensor, model_thresholds
+from .inference import Segmenter, image_tensor
 from .measure import dice, measure
 from .model import AttentionUNet
 from .progress import Progress, Stopwatch, run_to_end
 from .shapes import largest_component
+from .weights import save_weights
 
 CANDIDATES = (0.25, 0.30, 0.35, 0.40, 0.45, 0.50)
 REFERENCE = 0.5
@@ -84,8 +85,7 @@ def iter_calibrate(samples: Sequence[Sample], model: AttentionUNet, device: torc
     if any(not sample.disc.any() for sample in samples):
         names = [sample.name for sample in samples if not sample.disc.any()]
         raise ValueError(f"images without a disc in their masks cannot be calibrated on: {', '.join(names[:5])}")
-    disc_threshold = model_thresholds(model)[0]
-    segmenter = Segmenter(model, device, disc_threshold=disc_threshold, cup_threshold=REFERENCE)
+    segmenter = Segmenter(model, device, cup_threshold=REFERENCE)  # the disc threshold is the model's own
     clock = Stopwatch()
     rows = []
     for index, sample in enumerate(samples):
@@ -96,7 +96,7 @@ def iter_calibrate(samples: Sequence[Sample], model: AttentionUNet, device: torc
         raise ValueError("the network found no optic disc in any of the images; nothing to calibrate on")
     summary = summarise_thresholds(rows, candidates)
     report = {"rows": rows, "summary": summary, "cup_threshold": choose_cup_threshold(summary),
-              "disc_threshold": disc_threshold, "discs_not_found": missed, "rule": RULE}
+              "disc_threshold": segmenter.disc_threshold, "discs_not_found": missed, "rule": RULE}
     yield Progress("calibrate", len(samples), len(samples), "done", clock(), result=report)
 
 
@@ -108,6 +108,4 @@ def calibrate(samples: Sequence[Sample], model: AttentionUNet, device: torch.dev
 
 def store_thresholds(model: AttentionUNet, path: str | os.PathLike, disc: float, cup: float, source: str) -> str:
     """Write ``model`` to ``path`` (atomically) with these thresholds in its metadata; returns the SHA-256."""
-    from .weights import save_weights
-
     return save_weights(model, path, {"thresholds": {"disc": float(disc), "cup": float(cup), "source": source}})

@@ -15,7 +15,7 @@ def _add_thresholds(p) -> None:
     for name in ("disc", "cup"):
         p.add_argument(f"--{name}-threshold", type=float, default=None,
                        help=f"{name} probability threshold (default: the one stored in the weights "
-                            "file, 0.5 if it has none; docs/model-card.md gives the shipped weights')")
+                            "file, 0.5 if it has none; docs/model-card.md gives the shipped weights' values)")
 
 
 def _add_segment(subparsers) -> None:
@@ -183,6 +183,7 @@ def _evaluate(args) -> int:
 
 def _calibrate(args) -> int:
     import torch
+    from tqdm import tqdm
 
     from .calibration import calibrate, store_thresholds
     from .datasets import load_dataset
@@ -196,8 +197,6 @@ def _calibrate(args) -> int:
     samples = load_dataset(args.data, args.split)
     device = resolve_device(args.device)
     model = load_model(args.weights, device=device)
-    from tqdm import tqdm
-
     with tqdm(total=len(samples), desc="calibrate", unit="image", file=sys.stderr, dynamic_ncols=True) as bar:
         report = calibrate(samples, model, device, progress=lambda event: bar.update(event.step - bar.n))
     chosen = report["cup_threshold"]

@@ -119,6 +119,11 @@ def thresholds_from(metadata: dict) -> tuple[float, float]:
     return values[0], values[1]
 
 
+def stored_thresholds(path: str | os.PathLike | None = None) -> tuple[float, float]:
+    """The (disc, cup) thresholds a weights file stores (None: the shipped weights), from its header."""
+    return thresholds_from(read_metadata(default_weights_path() if path is None else path))
+
+
 def read_metadata(path: str | os.PathLike) -> dict:
     """The napari-attunet metadata of a weights file, from its header alone (raises :class:`WeightsError`)."""
     path = Path(path)

@@ -24,8 +24,8 @@ def test_default_weights_meet_the_minimum_on_the_drishti_test_split(test_split_r
 
 @pytest.mark.slow
 def test_evaluation_uses_the_thresholds_stored_with_the_weights(test_split_report):
-    from napari_attunet.weights import default_weights_path, read_metadata, thresholds_from
+    from napari_attunet.weights import stored_thresholds
 
     provenance = test_split_report["provenance"]
-    stored = thresholds_from(read_metadata(default_weights_path()))
+    stored = stored_thresholds()
     assert (provenance["disc_threshold"], provenance["cup_threshold"]) == stored

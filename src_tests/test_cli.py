@@ -31,9 +31,9 @@ def test_segment_writes_masks_attention_and_csv(tmp_path, photos, capsys):
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [r["image"] for r in rows] == ["eye_a.png", "eye_b.jpg"]
     assert all(0 < float(r["vcdr"]) < 1 and r["status"] == "ok" and r["weights_sha256"] for r in rows)
-    from napari_attunet.weights import default_weights_path, read_metadata, thresholds_from
+    from napari_attunet.weights import stored_thresholds
 
-    own = thresholds_from(read_metadata(default_weights_path()))
+    own = stored_thresholds()
     assert all((float(r["disc_threshold"]), float(r["cup_threshold"])) == own for r in rows)
     assert not list(out.glob("*.tmp"))
 
@@ -70,12 +70,12 @@ def test_evaluate_prints_a_table_and_json(tmp_path, retina, capsys):
     assert main(["evaluate", "--data", str(folder), "--json"]) == 0
     import json
 
-    from napari_attunet.weights import default_weights_path, read_metadata, thresholds_from
+    from napari_attunet.weights import stored_thresholds
 
     report = json.loads(capsys.readouterr().out)
     assert report["summary"]["dice_od"] > 0.95
     assert report["summary"]["dice_oc"] > 0.99  # the masks came from the same thresholds
-    own_cup = thresholds_from(read_metadata(default_weights_path()))[1]
+    own_cup = stored_thresholds()[1]
     assert report["provenance"]["cup_threshold"] == own_cup
     assert main(["evaluate", "--data", str(folder), "--json", "--cup-threshold", "0.9"]) == 0
     stricter = json.loads(capsys.readouterr().out)

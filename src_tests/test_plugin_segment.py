@@ -139,10 +139,10 @@ def test_segment_the_sample(viewer, qtbot, messages, tmp_path):
 def test_threshold_boxes_follow_the_chosen_weights(viewer, tmp_path):
     from napari_attunet import load_model, save_weights
     from napari_attunet._widgets._session import DEFAULT_WEIGHTS, FROM_FILE
-    from napari_attunet.weights import default_weights_path, read_metadata, thresholds_from
+    from napari_attunet.weights import stored_thresholds
 
     widget = dock_segment(viewer)
-    shipped = thresholds_from(read_metadata(default_weights_path()))
+    shipped = stored_thresholds()
     assert (widget.disc_threshold.value, widget.cup_threshold.value) == pytest.approx(shipped)
     other = tmp_path / "other.safetensors"
     save_weights(load_model(device="cpu"), other, {"thresholds": {"disc": 0.4, "cup": 0.35}})

@@ -14,15 +14,13 @@ augmentation); the masks are then post-processed in each candidate way and score
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from _study import REPO, study_parser
 
 
 def main() -> int:
@@ -32,12 +30,7 @@ def main() -> int:
     from napari_attunet.measure import dice, measure
     from napari_attunet.shapes import SHAPES
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--weights", type=Path, default=None)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "drishti-gs1")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+    args = study_parser(__doc__).parse_args()
     torch.set_num_threads(2)
     model = load_model(args.weights, device="cpu")
     samples = load_drishti(args.data, args.split)

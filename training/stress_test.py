@@ -25,7 +25,6 @@ is centred near x = 230, y = 650, about 160 px wide and 165-175 px tall, read by
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from _study import REPO, study_parser
 
 
 def recolour(image):
@@ -144,15 +143,10 @@ def run(weights, data: Path, split: str = "test") -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, default=None, help="default: the shipped weights")
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "drishti-gs1")
-    parser.add_argument("--split", choices=["test", "validation"], default="test")
-    parser.add_argument("--out", type=Path, default=REPO / "training" / "stress_test.json")
-    args = parser.parse_args()
+    args = study_parser(__doc__, "test", choices=["test", "validation"]).parse_args()
     torch.set_num_threads(2)
     report = run(args.weights, args.data, args.split)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    (args.out or REPO / "training" / "stress_test.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 

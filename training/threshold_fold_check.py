@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "drishti-gs1"
+from _study import DRISHTI, REPO
+
 FOLDS = REPO / "training" / "folds"
 EPOCHS = 100
 
@@ -93,7 +93,7 @@ def main() -> int:
     parser.add_argument("--fold", type=int, choices=[0, 1], default=0)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=DRISHTI)
     parser.add_argument("--out", type=Path, default=REPO / "training" / "threshold_fold_check.json")
     args = parser.parse_args()
     if args.step == "train":

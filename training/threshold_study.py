@@ -24,14 +24,12 @@ are unchanged), where ``segment``, the CLI and the widgets take them as defaults
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+from _study import REPO, study_parser
 
 
 def main() -> int:
@@ -40,11 +38,7 @@ def main() -> int:
     from napari_attunet.datasets import load_dataset
     from napari_attunet.weights import default_weights_path
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--weights", type=Path, default=None)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "drishti-gs1")
-    parser.add_argument("--out", type=Path, default=None)
+    parser = study_parser(__doc__)
     parser.add_argument("--apply", action="store_true", help="store the chosen thresholds in the weights file")
     args = parser.parse_args()
     torch.set_num_threads(2)

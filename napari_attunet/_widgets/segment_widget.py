@@ -28,7 +28,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from .. import _layers
 from ..inference import NO_DISC_MESSAGE
 from ..progress import Progress
-from ..weights import default_weights_path, read_metadata, thresholds_from
+from ..weights import stored_thresholds
 from ._session import DEFAULT_WEIGHTS, FROM_FILE, chosen_weights, get_model, session
 from ._choices import device_choices, label_layer_names, missing_label_layers, photograph_choices
 from ._worker import PROGRESS_STEPS, Job, failure_text, fixed_text_area, forward, progress_value
@@ -154,8 +154,7 @@ class SegmentWidget(Container):
     def _follow_weights_thresholds(self, _value=None) -> None:
         """Show the thresholds the chosen weights were measured with (their file's header says)."""
         try:
-            path = self.weights_path()
-            disc, cup = thresholds_from(read_metadata(path or default_weights_path()))
+            disc, cup = stored_thresholds(self.weights_path())
         except ValueError:
             return  # no usable file chosen yet; segmenting will say why
         self.disc_threshold.value, self.cup_threshold.value = disc, cup
