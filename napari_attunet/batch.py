@@ -10,7 +10,7 @@ from .imageio import IMAGE_SUFFIXES, mask_to_uint8, read_image, rows_to_csv, wri
 from .weights import atomic_write_bytes
 
 CSV_COLUMNS = [
-    "image", "status", "vcdr", "area_cdr", "disc_area", "cup_area", "disc_centre_y", "disc_centre_x",
+    "image", "status", "confidence", "vcdr", "area_cdr", "disc_area", "cup_area", "disc_centre_y", "disc_centre_x",
     "disc_vertical_diameter", "disc_horizontal_diameter", "cup_vertical_diameter", "cup_horizontal_diameter",
     "seconds", "package_version", "weights", "weights_sha256", "disc_threshold", "cup_threshold", "device",
 ]
@@ -48,6 +48,7 @@ def csv_row(name: str, result, error: str | None = None) -> dict:
     if result is not None:
         row.update(result.measurements.as_dict())
         row["seconds"] = round(result.seconds, 3)
+        row["confidence"] = round(result.confidence, 3)
         row.update(result.provenance)
     return row
 

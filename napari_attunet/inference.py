@@ -40,6 +40,8 @@ DEFAULT_PREPROCESSING = {
 }
 
 NO_DISC_MESSAGE = "no optic disc found"
+LOW_CONFIDENCE_MESSAGE = "low confidence: check the outline"
+LOW_CONFIDENCE = 0.5
 MAX_RECENTRING = 2
 MAX_CANDIDATES = 3
 DEFAULT_SHAPE = "components"
@@ -63,6 +65,9 @@ class SegmentationResult:
     crop_box: tuple[int, int, int, int] | None = None
     """``(top, left, bottom, right)`` of the disc-centred crop in image pixels (None without a disc)."""
     messages: list[str] = field(default_factory=list)
+    confidence: float = 0.0
+    """In [0, 1]: how trustworthy the disc outline looks (0 without a disc); below
+    :data:`LOW_CONFIDENCE` the messages say :data:`LOW_CONFIDENCE_MESSAGE`."""
 
     @property
     def disc_found(self) -> bool:
