@@ -52,7 +52,9 @@ class TrainConfig:
     different seeds validate on the same images and can be compared."""
     input_size: int = 256
     context: float = DEFAULT_PREPROCESSING["context"]
-    whole_image_fraction: float = 0.25
+    whole_image_fraction: float = 0.35
+    tight_photo_fraction: float = 0.35
+    """Share of views cut from a simulated tight crop of the photo (see :mod:`napari_attunet.augment`)."""
     augment: bool = True
     freeze_encoder: bool = False
     init_weights: str | None = None
@@ -126,6 +128,7 @@ class _Views:
         pairs = [
             sample_view(self.images[i], self.masks[i], self.geometry[i], config.input_size, generator,
                         context=config.context, whole_image_fraction=config.whole_image_fraction,
+                        tight_photo_fraction=config.tight_photo_fraction,
                         augment=config.augment)
             for i in indices
         ]
