@@ -32,17 +32,23 @@ def _add_segment(subparsers) -> None:
 
 
 def _add_train(subparsers) -> None:
-    from .training import TrainConfig
+    from .training import FINE_TUNE_STEPS, MIN_VALIDATION_IMAGES, TrainConfig
 
     defaults = TrainConfig()
     p = subparsers.add_parser("train", help="train or fine-tune the network on annotated images")
     p.add_argument("--data", required=True, type=Path,
                    help="Drishti-GS1 folder (its training split is used) or a folder of images and masks")
     p.add_argument("--out", required=True, type=Path, help="weights file to write (.safetensors)")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"default: {defaults.epochs} from scratch; with --init, enough epochs for "
+                        f"{FINE_TUNE_STEPS} steps (the fine-tuning recipe, docs/adapting.md)")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.learning_rate)
-    p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"default: {defaults.learning_rate} from scratch, "
+                        f"{TrainConfig.fine_tuning(1).learning_rate} with --init")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help=f"default: {defaults.val_fraction}; with --init, 0 (keep the last network) below "
+                        f"{MIN_VALIDATION_IMAGES} images")
     p.add_argument("--val-every", type=int, default=defaults.val_every)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--split-seed", type=int, default=defaults.split_seed,
@@ -138,8 +144,13 @@ def _train(args, argv) -> int:
     samples = load_dataset(args.data, "train")
     description = f"{args.data.name}: {len(samples)} images" + (" (Drishti-GS1 training split, soft maps >= 128)"
                                                                if is_drishti(args.data) else "")
+    chosen = {name: value for name, value in (("epochs", args.epochs), ("learning_rate", args.lr),
+                                               ("val_fraction", args.val_fraction)) if value is not None}
+    recipe = TrainConfig.fine_tuning(len(samples), batch_size=args.batch_size) if args.init else TrainConfig()
     config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, val_fraction=args.val_fraction,
+        epochs=chosen.get("epochs", recipe.epochs), batch_size=args.batch_size,
+        learning_rate=chosen.get("learning_rate", recipe.learning_rate),
+        val_fraction=chosen.get("val_fraction", recipe.val_fraction), warmup_epochs=recipe.warmup_epochs,
         val_every=args.val_every, seed=args.seed, split_seed=args.split_seed, input_size=args.input_size,
         base_channels=args.base_channels,
         depth=args.depth, norm=args.norm, attention=not args.no_attention, augment=not args.no_augment,

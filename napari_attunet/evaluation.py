@@ -33,6 +33,8 @@ def score_sample(segmenter: Segmenter, sample: Sample) -> dict:
         "vcdr_abs_error": abs(result.vcdr - truth.vcdr),
         "seconds": result.seconds,
         "disc_found": result.disc_found,
+        "confidence": result.confidence,
+        "status": "; ".join(result.messages) or "ok",
     }
     experts = sample.extra.get("expert_cdrs")
     if experts:

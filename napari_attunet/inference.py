@@ -26,8 +26,9 @@ from scipy import ndimage
 from . import __version__
 from .devices import resolve_device
 from .measure import Measurements, disc_shape_warning, measure
+from .confidence import Quality, crop_quality
 from .model import AttentionUNet
-from .preprocessing import (crop_box, crop_padded, disc_geometry, resize, square_pad_box, standardise,
+from .preprocessing import (black_level, crop_box, crop_padded, disc_geometry, resize, square_pad_box, standardise,
                             validate_image)
 from .progress import Progress, Stopwatch, run_to_end
 from .shapes import SHAPES, largest_component
@@ -42,6 +43,9 @@ DEFAULT_PREPROCESSING = {
 NO_DISC_MESSAGE = "no optic disc found"
 LOW_CONFIDENCE_MESSAGE = "low confidence: check the outline"
 LOW_CONFIDENCE = 0.5
+BORDER_MESSAGE = "the disc is cut by the image border: the vCDR may be unreliable"
+ZOOMS = (0.7, 1.45)
+"""Contexts, relative to the default, of the second look at a doubtful disc."""
 MAX_RECENTRING = 2
 MAX_CANDIDATES = 3
 DEFAULT_SHAPE = "components"
@@ -94,6 +98,20 @@ class SegmentationResult:
         return self.measurements.disc_centre_y, self.measurements.disc_centre_x
 
 
+@dataclass
+class Crop:
+    """One fine pass over a square ``box`` of an image (``(top, left, bottom, right)``, image pixels)."""
+
+    box: tuple[int, int, int, int]
+    probs: torch.Tensor
+    """``(2, s, s)`` disc and cup probabilities on the network's grid, on the model's device."""
+    maps: list[torch.Tensor]
+    """One attention map per gate."""
+    numpy: np.ndarray
+    """``probs`` on the CPU."""
+    quality: Quality
+
+
 def _preprocessing(model: AttentionUNet) -> dict:
     return {**DEFAULT_PREPROCESSING, **getattr(model, "metadata", {}).get("preprocessing", {})}
 
@@ -126,8 +144,8 @@ def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     array = array[..., :3]
     if array.dtype == np.uint16:
         array = array.astype(np.int32)  # torch lacks most uint16 kernels
-    elif array.dtype.itemsize == 8 or array.dtype == np.float16:
-        array = array.astype(np.float32)
+    elif array.dtype.itemsize == 8 or array.dtype in (np.float16, np.uint32):
+        array = array.astype(np.float32)  # torch lacks most uint32 kernels; float32 keeps 24 bits
     array = np.ascontiguousarray(array)
     if not array.flags.writeable:  # torch warns on read-only memory (e.g. images from PIL)
         array = array.copy()
@@ -140,8 +158,8 @@ def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def _network_input(image: torch.Tensor, box: tuple[int, int, int, int], size: int) -> torch.Tensor:
-    """Cut ``box`` (zero outside the image), resize to ``size`` and standardise: ``(1, 3, size, size)``."""
-    crop = crop_padded(image, box)
+    """Cut ``box`` (the photo's black outside it), resize to ``size`` and standardise: ``(1, 3, size, size)``."""
+    crop = crop_padded(image, box, fill=black_level(image))
     # Subsample very large crops by an integer stride first: cheaper than a float copy of the whole photo.
     stride = max(1, crop.shape[-1] // (4 * size))
     if stride > 1:
@@ -156,6 +174,10 @@ def _inside(box: tuple[int, int, int, int], shape) -> tuple[slice, slice, slice,
     if b <= t or r <= l:
         return None
     return slice(t, b), slice(l, r), slice(t - top, b - top), slice(l - left, r - left)
+
+
+def _touches_border(mask: np.ndarray) -> bool:
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
 
 class Segmenter:
@@ -184,17 +206,21 @@ class Segmenter:
         self.provenance = provenance(model, disc_threshold, cup_threshold, device)
 
     @torch.inference_mode()
-    def _run(self, batch: torch.Tensor, attention: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _run(self, batch: torch.Tensor, attention: bool,
+             deep: bool = False) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
+        """Probabilities, gate maps and (with ``deep``) the finest deep-supervision head's disc probability."""
         if self.tta:
             both = torch.cat([batch, batch.flip(-1)])
-            out = self.model(both, return_attention=attention)
+            out = self.model(both, return_attention=attention, return_deep=deep)
             n = batch.shape[0]
             probs = (torch.sigmoid(out.logits[:n]) + torch.sigmoid(out.logits[n:]).flip(-1)) / 2
             maps = [(a[:n] + a[n:].flip(-1)) / 2 for a in out.attention]
+            heads = [(torch.sigmoid(d[:n]) + torch.sigmoid(d[n:]).flip(-1)) / 2 for d in out.deep_supervision]
         else:
-            out = self.model(batch, return_attention=attention)
+            out = self.model(batch, return_attention=attention, return_deep=deep)
             probs, maps = torch.sigmoid(out.logits), list(out.attention)
-        return probs, maps
+            heads = [torch.sigmoid(d) for d in out.deep_supervision]
+        return probs, maps, (heads[0][:, 0] if heads else None)
 
     def locate(self, images: Sequence[torch.Tensor]) -> list[list[tuple[float, float, float]]]:
         """Disc candidates per image from the whole-image pass: centre (y, x) and diameter in image pixels.
@@ -205,7 +231,7 @@ class Segmenter:
         size = self.settings["coarse_size"]
         boxes = [square_pad_box(*image.shape[-2:]) for image in images]
         batch = torch.cat([_network_input(image, box, size) for image, box in zip(images, boxes)])
-        probs, _ = self._run(batch, attention=False)
+        probs, _, _ = self._run(batch, attention=False)
         found = []
         for box, disc_probability in zip(boxes, probs[:, 0].cpu().numpy()):
             labels, count = ndimage.label(disc_probability > self.disc_threshold, structure=np.ones((3, 3), bool))
@@ -223,63 +249,124 @@ class Segmenter:
         return found
 
     def segment_crops(self, images: Sequence[torch.Tensor], discs: Sequence[tuple[float, float, float]],
-                      attention: bool) -> list[tuple[tuple[int, int, int, int], torch.Tensor, list[torch.Tensor]]]:
-        """Fine pass on disc-centred crops: per image its box, probabilities ``(2, s, s)`` and gate maps."""
+                      attention: bool) -> list[Crop]:
+        """Fine pass on disc-centred crops (a square of ``context`` disc diameters around each disc)."""
         size = self.settings["fine_size"]
         boxes = [crop_box((y, x), max(self.settings["context"] * diameter, 16.0)) for y, x, diameter in discs]
-        batch = torch.cat([_network_input(image, box, size) for image, box in zip(images, boxes)])
-        probs, maps = self._run(batch, attention)
-        return [(box, probs[i], [m[i, 0] for m in maps]) for i, box in enumerate(boxes)]
+        return self._crops(images, boxes, attention)
 
-    def _refined(self, crop, disc: tuple[float, float, float]) -> tuple[float, float, float] | None:
-        """A better crop centre and size when the fine pass disagrees with the first estimate."""
-        box, probs, _ = crop
-        fine = disc_geometry(largest_component(probs[0].cpu().numpy() > self.disc_threshold))
+    def _crops(self, images: Sequence[torch.Tensor], boxes: Sequence[tuple[int, int, int, int]],
+               attention: bool) -> list[Crop]:
+        size = self.settings["fine_size"]
+        batch = torch.cat([_network_input(image, box, size) for image, box in zip(images, boxes)])
+        probs, maps, deep = self._run(batch, attention, deep=True)
+        crops = []
+        for i, (image, box) in enumerate(zip(images, boxes)):
+            crop_probs = probs[i].cpu().numpy()
+            quality = crop_quality(crop_probs[0], None if deep is None else deep[i].cpu().numpy(),
+                                   self.disc_threshold)
+            crops.append(Crop(box, probs[i], [m[i, 0] for m in maps], crop_probs, quality))
+        return crops
+
+    def _disc_in(self, crop: Crop) -> tuple[float, float, float] | None:
+        """Centre (y, x) and diameter of the disc a crop's prediction shows, in image pixels."""
+        fine = disc_geometry(largest_component(crop.numpy[0] > self.disc_threshold))
         if fine is None:
             return None
+        box = crop.box
         scale = (box[2] - box[0]) / self.settings["fine_size"]
-        centre = (box[0] + (fine[0] + 0.5) * scale, box[1] + (fine[1] + 0.5) * scale)
-        diameter = fine[2] * scale
-        moved = math.dist(centre, disc[:2]) > 0.15 * disc[2]
-        resized = not 0.75 < diameter / disc[2] < 1.33
-        return (*centre, diameter) if moved or resized else None
+        return box[0] + (fine[0] + 0.5) * scale, box[1] + (fine[1] + 0.5) * scale, fine[2] * scale
 
-    def _confidence(self, crop) -> float:
-        """How disc-like a fine crop's prediction is: mean disc probability inside the disc, plus its cup."""
-        probs = crop[1].cpu().numpy()
-        disc = largest_component(probs[0] > self.disc_threshold)
-        if not disc.any():
-            return 0.0
-        return float(probs[0][disc].mean() + 0.5 * probs[1][disc].max())
+    def _refined(self, crop: Crop, disc: tuple[float, float, float]) -> tuple[float, float, float] | None:
+        """A better crop centre and size when the fine pass disagrees with the first estimate."""
+        found = self._disc_in(crop)
+        if found is None:
+            return None
+        moved = math.dist(found[:2], disc[:2]) > 0.15 * disc[2]
+        resized = not 0.75 < found[2] / disc[2] < 1.33
+        return found if moved or resized else None
 
-    def segment_tensors(self, images: Sequence[torch.Tensor], attention: bool = True) -> list[SegmentationResult]:
-        """Segment ``(3, H, W)`` tensors; each network pass runs on the whole batch."""
-        clock = Stopwatch()
-        candidates = self.locate(images)
-        # First fine pass on every candidate; keep the most disc-like crop of each image.
-        jobs = [(i, disc) for i, found in enumerate(candidates) for disc in found]
-        crops: dict[int, tuple] = {}
-        chosen: dict[int, tuple[float, float, float]] = {}
-        if jobs:
-            first = self.segment_crops([images[i] for i, _ in jobs], [disc for _, disc in jobs], attention)
-            best: dict[int, float] = {}
-            for (i, disc), crop in zip(jobs, first):
-                score = self._confidence(crop)
-                if i not in best or score > best[i]:
-                    best[i], crops[i], chosen[i] = score, crop, disc
-        # A crop whose disc disagrees with its estimate is re-centred (at most MAX_RECENTRING times).
-        pending = {i: refined for i, disc in chosen.items() if (refined := self._refined(crops[i], disc))}
+    def _fine(self, images: Sequence[torch.Tensor], jobs: list[tuple[int, tuple[float, float, float]]],
+              attention: bool, crops: dict[int, Crop]) -> None:
+        """Fine passes from disc estimates ``(image index, disc)``; keeps each image's most confident crop.
+
+        A crop whose disc disagrees with its estimate is re-centred (at most ``MAX_RECENTRING`` times).
+        """
+        if not jobs:
+            return
+        first = self.segment_crops([images[i] for i, _ in jobs], [disc for _, disc in jobs], attention)
+        best: dict[int, tuple[Crop, tuple[float, float, float]]] = {}
+        for (i, disc), crop in zip(jobs, first):
+            if i not in best or crop.quality.confidence > best[i][0].quality.confidence:
+                best[i] = (crop, disc)
+        chosen = {i: crop for i, (crop, _) in best.items()}
+        pending = {i: refined for i, (crop, disc) in best.items() if (refined := self._refined(crop, disc))}
         for _ in range(MAX_RECENTRING):
             if not pending:
                 break
-            crops.update(zip(pending, self.segment_crops([images[i] for i in pending], list(pending.values()),
-                                                         attention)))
-            refined = {i: self._refined(crops[i], disc) for i, disc in pending.items()}
+            chosen.update(zip(pending, self.segment_crops([images[i] for i in pending], list(pending.values()),
+                                                          attention)))
+            refined = {i: self._refined(chosen[i], disc) for i, disc in pending.items()}
             pending = {i: disc for i, disc in refined.items() if disc is not None}
+        for i, crop in chosen.items():
+            if i not in crops or crop.quality.confidence > crops[i].quality.confidence:
+                crops[i] = crop
+
+    def _second_look(self, images: Sequence[torch.Tensor], doubtful: list[int], attention: bool,
+                     crops: dict[int, Crop]) -> None:
+        """Other zooms for doubtful images: a found disc is cut again at a tighter and a wider context;
+        a photo without a disc is searched again in four overlapping quarters at twice the zoom."""
+        boxes, owners = [], []
+        for i in doubtful:
+            disc = self._disc_in(crops[i]) if i in crops else None
+            if disc is not None:
+                for factor in ZOOMS:
+                    boxes.append(crop_box(disc[:2], max(self.settings["context"] * disc[2] * factor, 16.0)))
+                    owners.append(i)
+        if boxes:
+            for i, crop in zip(owners, self._crops([images[i] for i in owners], boxes, attention)):
+                if crop.quality.confidence > crops[i].quality.confidence:
+                    crops[i] = crop
+        missing = [i for i in doubtful if i not in crops]
+        if missing:
+            found = self.locate_zoomed([images[i] for i in missing])
+            self._fine(images, [(i, disc) for i, discs in zip(missing, found) for disc in discs], attention, crops)
+
+    def locate_zoomed(self, images: Sequence[torch.Tensor]) -> list[list[tuple[float, float, float]]]:
+        """:meth:`locate` on four overlapping quarters (0.6 of the side each) of every image."""
+        tiles, owners, origins = [], [], []
+        for index, image in enumerate(images):
+            top, left, bottom, right = square_pad_box(*image.shape[-2:])
+            side = bottom - top
+            tile = int(round(0.6 * side))
+            for y in (top, bottom - tile):
+                for x in (left, right - tile):
+                    tiles.append(crop_padded(image, (y, x, y + tile, x + tile), fill=black_level(image)))
+                    owners.append(index)
+                    origins.append((y, x))
+        found: list[list[tuple[float, float, float]]] = [[] for _ in images]
+        for owner, (y0, x0), discs in zip(owners, origins, self.locate(tiles)):
+            found[owner].extend((y + y0, x + x0, d) for y, x, d in discs[:1])
+        return found
+
+    def segment_tensors(self, images: Sequence[torch.Tensor], attention: bool = True) -> list[SegmentationResult]:
+        """Segment ``(3, H, W)`` tensors; each network pass runs on the whole batch.
+
+        Photos whose first answer is doubtful (no disc, or a confidence below :data:`LOW_CONFIDENCE`)
+        get a second look that takes the whole photo as the disc crop: the framing of a photo that is
+        itself a tight crop around the disc.  The more confident answer is kept.
+        """
+        clock = Stopwatch()
+        candidates = self.locate(images)
+        crops: dict[int, Crop] = {}
+        self._fine(images, [(i, disc) for i, found in enumerate(candidates) for disc in found], attention, crops)
+        doubtful = [i for i in range(len(images)) if i not in crops or crops[i].quality.confidence < LOW_CONFIDENCE]
+        if doubtful:
+            self._second_look(images, doubtful, attention, crops)
         per_image = clock() / len(images)
         return [self._result(image.shape[-2:], crops.get(i), attention, per_image) for i, image in enumerate(images)]
 
-    def _result(self, shape, crop, attention: bool, seconds: float) -> SegmentationResult:
+    def _result(self, shape, crop: Crop | None, attention: bool, seconds: float) -> SegmentationResult:
         """Resample a crop's maps into image-sized arrays; masks are post-processed inside the crop only."""
         clock = Stopwatch()
         disc_p = np.zeros(shape, np.float32)
@@ -287,12 +374,12 @@ class Segmenter:
         disc = np.zeros(shape, bool)
         cup = np.zeros(shape, bool)
         gates = [np.zeros(shape, np.float32) for _ in range(self.model.num_gates)] if attention else []
-        box = crop[0] if crop is not None else None
+        box = crop.box if crop is not None else None
         region = _inside(box, shape) if box is not None else None
         offset = (0, 0)
         if region is not None:
             rows, cols, box_rows, box_cols = region
-            _, probs, maps = crop
+            probs, maps = crop.probs, crop.maps
             # Gate k is on a grid 2**k coarser; bring every map to the crop's grid, then resample once.
             stacked = torch.cat([probs] + [resize(m[None, None].float(), probs.shape[-2:])[0] for m in maps])
             size = (box[2] - box[0], box[3] - box[1])
@@ -305,6 +392,7 @@ class Segmenter:
                 gate[rows, cols] = values
             offset = (rows.start, cols.start)
         messages = []
+        confidence = 0.0
         if not disc.any():
             messages.append(NO_DISC_MESSAGE)
             box = None
@@ -315,8 +403,13 @@ class Segmenter:
             local = measure(disc[region[0], region[1]], cup[region[0], region[1]])
             measurements = replace(local, disc_centre_y=local.disc_centre_y + offset[0],
                                    disc_centre_x=local.disc_centre_x + offset[1])
+            confidence = crop.quality.confidence
+            if confidence < LOW_CONFIDENCE:
+                messages.append(LOW_CONFIDENCE_MESSAGE)
             if warning := disc_shape_warning(measurements):
                 messages.append(warning)
+            if _touches_border(disc):
+                messages.append(BORDER_MESSAGE)
         return SegmentationResult(
             disc=disc,
             cup=cup,
@@ -328,6 +421,7 @@ class Segmenter:
             seconds=seconds + clock(),
             crop_box=box,
             messages=messages,
+            confidence=confidence,
         )
 
     def segment_tensor(self, image: torch.Tensor, attention: bool = True) -> SegmentationResult:

@@ -88,7 +88,8 @@ class AttentionUNetOutput(NamedTuple):
     attention: list[torch.Tensor]
     """One ``(N, 1, H_k, W_k)`` map per gate, finest first; empty without gates or when not asked for."""
     deep_supervision: list[torch.Tensor]
-    """Logits of the coarser decoder levels, upsampled to ``(N, K, H, W)``; only in training mode."""
+    """Logits of the coarser decoder levels, upsampled to ``(N, K, H, W)``, coarsest last; in training
+    mode, or when asked for with ``return_deep`` (inference uses them to judge its own confidence)."""
 
 
 class AttentionUNet(nn.Module):
@@ -159,7 +160,8 @@ class AttentionUNet(nn.Module):
     def num_gates(self) -> int:
         return len(self.gates)
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False) -> AttentionUNetOutput:
+    def forward(self, x: torch.Tensor, return_attention: bool = False, return_deep: bool = False
+                ) -> AttentionUNetOutput:
         if x.ndim != 4 or x.shape[1] != self.config["in_channels"]:
             raise ValueError(
                 f"expected input of shape (N, {self.config['in_channels']}, H, W), got {tuple(x.shape)}"
@@ -191,7 +193,7 @@ class AttentionUNet(nn.Module):
 
         logits = self.head(gating)
         deep = []
-        if self.deep_heads and self.training:
+        if self.deep_heads and (self.training or return_deep):
             # decoded[-1] is the finest level (the head's input); coarser ones precede it.
             for head, feature in zip(self.deep_heads, reversed(decoded[:-1])):
                 out = F.interpolate(head(feature), size=logits.shape[-2:], mode="bilinear", align_corners=False)

@@ -66,15 +66,24 @@ def crop_box(centre_yx: tuple[float, float], side: float) -> tuple[int, int, int
     return top, left, top + size, left + size
 
 
-def crop_padded(image: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
-    """Cut ``box`` from ``(C, H, W)``; parts outside the image are zero (black, like a fundus border)."""
+def crop_padded(image: torch.Tensor, box: tuple[int, int, int, int], fill: float = 0) -> torch.Tensor:
+    """Cut ``box`` from ``(C, H, W)``; parts outside the image get ``fill``.
+
+    For photos, ``fill`` is the photo's black (its darkest value, see :func:`black_level`),
+    like a fundus border, so that an intensity offset cannot change the result.
+    """
     top, left, bottom, right = box
     _, height, width = image.shape
     inner = image[:, max(top, 0) : min(bottom, height), max(left, 0) : min(right, width)]
     pad = (max(-left, 0), max(right - width, 0), max(-top, 0), max(bottom - height, 0))
     if any(pad):
-        inner = F.pad(inner, pad)
+        inner = F.pad(inner, pad, value=fill)
     return inner
+
+
+def black_level(image: torch.Tensor) -> float:
+    """The darkest value of a ``(C, H, W)`` photo: what padding beyond its border is filled with."""
+    return float(image.amin())
 
 
 def resize(batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -59,6 +59,8 @@ def test_deep_supervision_heads_only_in_training_mode():
     assert len(out.deep_supervision) == 2
     assert all(d.shape == (1, 2, 40, 40) for d in out.deep_supervision)
     assert model.eval()(torch.randn(1, 3, 40, 40)).deep_supervision == []
+    # Inference asks for them to judge its own confidence.
+    assert len(model.eval()(torch.randn(1, 3, 40, 40), return_deep=True).deep_supervision) == 2
 
 
 def test_wrong_channel_count_is_a_clear_error():

@@ -99,3 +99,16 @@ def test_bad_settings_and_empty_discs_are_rejected(tmp_path, samples):
     empty = samples_from_arrays([(image, np.zeros_like(disc), cup)])
     with pytest.raises(ValueError, match="empty optic disc"):
         train(empty, tmp_path / "x.safetensors", tiny_config())
+
+
+@pytest.mark.parametrize("images", [5, 10, 20, 40])
+def test_fine_tuning_recipe_has_a_fixed_step_budget_and_validates_only_with_enough_images(images):
+    from napari_attunet.training import FINE_TUNE_STEPS, MIN_VALIDATION_IMAGES
+
+    config = TrainConfig.fine_tuning(images)
+    steps_per_epoch = -(-images // config.batch_size)
+    assert FINE_TUNE_STEPS <= config.epochs * steps_per_epoch < FINE_TUNE_STEPS + steps_per_epoch
+    assert config.learning_rate < TrainConfig().learning_rate
+    assert config.init_weights == "default"
+    assert (config.val_fraction > 0) == (images >= MIN_VALIDATION_IMAGES)
+    assert TrainConfig.fine_tuning(images, epochs=3).epochs == 3

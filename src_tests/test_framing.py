@@ -1,0 +1,59 @@
+"""Any framing and any intensity encoding: the answer depends on the photo, not on how it was framed or stored."""
+
+import numpy as np
+import pytest
+
+from napari_attunet import segment
+from napari_attunet.inference import BORDER_MESSAGE, LOW_CONFIDENCE, LOW_CONFIDENCE_MESSAGE
+from napari_attunet.measure import dice
+
+
+@pytest.fixture(scope="module")
+def photo(retina):
+    """A non-square photo (padding is needed before the whole-image pass), 8 bits."""
+    return retina[150:1250, :]
+
+
+@pytest.fixture(scope="module")
+def photo_result(photo, default_model):
+    return segment(photo, default_model, device="cpu", attention=False)
+
+
+@pytest.mark.parametrize("encoding", ["float -1..1", "int16 - 1000", "uint16 + 1000", "gain 0.3 + 0.2", "uint32"])
+def test_intensity_gain_and_offset_do_not_change_the_masks(encoding, photo, photo_result, default_model):
+    values = photo.astype(np.float64)
+    image = {
+        "float -1..1": lambda: (values / 127.5 - 1).astype(np.float32),
+        "int16 - 1000": lambda: (values - 1000).astype(np.int16),
+        "uint16 + 1000": lambda: (values + 1000).astype(np.uint16),
+        "gain 0.3 + 0.2": lambda: (values / 255 * 0.3 + 0.2).astype(np.float32),
+        "uint32": lambda: (values * 70000).astype(np.uint32),
+    }[encoding]()
+    result = segment(image, default_model, device="cpu", attention=False)
+    assert photo_result.disc_found and result.disc_found
+    assert dice(result.disc, photo_result.disc) >= 0.99
+    assert dice(result.cup, photo_result.cup) >= 0.99
+
+
+def test_confidence_is_a_score_in_the_unit_interval(retina_result, photo_result):
+    for result in (retina_result, photo_result):
+        assert 0.0 <= result.confidence <= 1.0
+        assert (LOW_CONFIDENCE_MESSAGE in result.messages) == (result.confidence < LOW_CONFIDENCE)
+
+
+def test_no_disc_means_zero_confidence(default_model):
+    dark = np.full((300, 300, 3), 30, np.uint8)
+    dark[::7] = 35
+    result = segment(dark, default_model, device="cpu", attention=False)
+    assert not result.disc_found and result.confidence == 0.0
+
+
+def test_a_disc_cut_by_the_border_is_reported(retina, retina_result, default_model):
+    top, left, bottom, right = retina_result.crop_box
+    y, x = (int(v) for v in retina_result.disc_centre)
+    cut = retina[y - 300 : y + 300, x - 40 : x + 500]  # the border runs through the disc
+    result = segment(cut, default_model, device="cpu", attention=False)
+    assert result.disc_found
+    assert BORDER_MESSAGE in result.messages
+    whole = segment(retina[y - 300 : y + 300, x - 300 : x + 300], default_model, device="cpu", attention=False)
+    assert BORDER_MESSAGE not in whole.messages

@@ -1,0 +1,112 @@
+"""Adapting the weights to a new camera from a few annotated photos: Dice against images and minutes.
+
+    python training/adaptation_study.py [--weights FILE] [--counts 5 10 20] [--out FILE.json]
+                                        [--plot docs/images/adaptation.png] [--threads 2]
+
+The "new camera" is built from the 51 Drishti-GS1 test images (never used to train the shipped
+weights): each is cut to a square of 1.5 disc diameters around its disc, resized to 400 px, given
+a colour cast (channel gains 0.8 / 1.05 / 1.3), gamma 1.3 and a slight defocus blur, like the
+disc-centred photos of another clinic.  The first 25 (by name) are the adaptation pool, the other
+26 the evaluation set.  For each count N, the first N pool images fine-tune the weights with the
+recipe that `napari-attunet train --init` uses by default (``TrainConfig.fine_tuning``), timed on
+this machine, and the result is scored on the evaluation set (N = 0: the weights as they are).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from _study import DRISHTI, REPO
+from variants import crop
+
+
+def new_camera(sample):
+    from scipy.ndimage import gaussian_filter
+
+    from napari_attunet.datasets import make_sample
+
+    framed = crop(sample, 1.5, 400)
+    image = framed.image.astype(np.float32) / 255.0
+    image = np.clip(image * np.array([0.8, 1.05, 1.3]), 0, 1) ** 1.3
+    image = gaussian_filter(image, (1.2, 1.2, 0))
+    return make_sample(sample.name, (image * 255 + 0.5).astype(np.uint8), framed.disc, framed.cup)
+
+
+def score(weights, samples) -> dict:
+    from napari_attunet import load_model
+    from napari_attunet.evaluation import score_sample, summarise
+    from napari_attunet.inference import Segmenter
+
+    segmenter = Segmenter(load_model(weights, device="cpu"), torch.device("cpu"))
+    summary = summarise([score_sample(segmenter, s) for s in samples])
+    return {key: summary[key] for key in ("dice_od", "dice_oc", "vcdr_abs_error", "discs_not_found")}
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = [r["images"] for r in rows]
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
+    ax.plot(counts, [r["dice_od"] for r in rows], "o-", color="tab:red", label="optic disc")
+    ax.plot(counts, [r["dice_oc"] for r in rows], "s-", color="goldenrod", label="optic cup")
+    for r in rows[1:]:
+        ax.annotate(f"{r['minutes']:.1f} min", (r["images"], r["dice_od"]), textcoords="offset points",
+                    xytext=(0, 6), ha="center", fontsize=8)
+    ax.set_xlabel("annotated photos of the new camera used for fine-tuning")
+    ax.set_ylabel("mean Dice on 26 other photos")
+    ax.set_xticks(counts)
+    ax.set_ylim(min(0.5, min(r["dice_oc"] for r in rows) - 0.05), 1.0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title("Fine-tuning on a simulated new camera (2 CPU cores)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main() -> int:
+    from napari_attunet.datasets import load_drishti
+    from napari_attunet.training import TrainConfig, train
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DRISHTI)
+    parser.add_argument("--weights", type=Path, default=None, help="default: the shipped weights")
+    parser.add_argument("--counts", type=int, nargs="+", default=[5, 10, 20])
+    parser.add_argument("--out", type=Path, default=REPO / "training" / "adaptation_study.json")
+    parser.add_argument("--plot", type=Path, default=REPO / "docs" / "images" / "adaptation.png")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    samples = [new_camera(s) for s in sorted(load_drishti(args.data, "test"), key=lambda s: s.name)]
+    pool, evaluation = samples[:25], samples[25:]
+    rows = [{"images": 0, "minutes": 0.0, **score(args.weights, evaluation)}]
+    print(json.dumps(rows[-1]), flush=True)
+    init = "default" if args.weights is None else str(args.weights)
+    with tempfile.TemporaryDirectory() as folder:
+        for count in args.counts:
+            out = Path(folder) / f"adapted_{count}.safetensors"
+            config = TrainConfig.fine_tuning(count, init_weights=init, device="cpu", threads=args.threads)
+            started = time.perf_counter()
+            train(pool[:count], out, config)
+            minutes = (time.perf_counter() - started) / 60
+            rows.append({"images": count, "minutes": round(minutes, 2), "epochs": config.epochs,
+                         **score(out, evaluation)})
+            print(json.dumps(rows[-1]), flush=True)
+    args.out.write_text(json.dumps({"weights": init, "pool": [s.name for s in pool],
+                                    "evaluation": [s.name for s in evaluation], "rows": rows}, indent=1) + "\n")
+    plot(rows, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
