@@ -1,7 +1,7 @@
 """The stress suite: a weights file on every framing users have, crossed with other cameras.
 
     python training/stress_test.py [--weights FILE] [--split test|train] [--out FILE.json]
-                                   [--images N] [--threads 2]
+                                   [--images N] [--tta] [--threads 2]
 
 Transforms the Drishti-GS1 images of ``--split`` *and* their masks alike (``variants.py``) and runs
 the full pipeline (`Segmenter`, default settings) on each:
@@ -60,16 +60,16 @@ def no_disc_crop(sample):
     return make_sample(sample.name, sample.image[cut], sample.disc[cut], sample.cup[cut])
 
 
-def run(weights, data, split: str, images: int | None) -> dict:
+def run(weights, data, split: str, images: int | None, tta: bool = False) -> dict:
     from napari_attunet import load_model, segment
     from napari_attunet.datasets import load_drishti
     from napari_attunet.evaluation import score_sample, summarise
     from napari_attunet.inference import LOW_CONFIDENCE_MESSAGE, Segmenter, image_tensor
 
     model = load_model(weights, device="cpu")
-    segmenter = Segmenter(model, torch.device("cpu"))
+    segmenter = Segmenter(model, torch.device("cpu"), tta=tta)
     samples = load_drishti(data, split)[:images]
-    report = {"weights": model.weights_name, "weights_sha256": model.weights_sha256, "split": split,
+    report = {"weights": model.weights_name, "weights_sha256": model.weights_sha256, "split": split, "tta": tta,
               "images": [s.name for s in samples], "variants": {}, "rows": []}
     print(f"{'framing':14s} {'camera':18s} {'OD':>6s} {'OC':>6s} {'MAE':>6s} {'missed':>6s} {'low conf':>8s}")
     for framing, camera in variants():
@@ -113,9 +113,10 @@ def main() -> int:
     parser = study_parser(__doc__, "test", choices=["test", "train"])
     parser.add_argument("--images", type=int, default=None, help="only the first N images (a quick look)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tta", action="store_true", help="mirror test-time augmentation")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    report = run(args.weights, args.data, args.split, args.images)
+    report = run(args.weights, args.data, args.split, args.images, args.tta)
     out = args.out or REPO / "training" / f"stress_{args.split}.json"
     out.write_text(json.dumps(report, indent=1) + "\n")
     return 0

@@ -1,0 +1,40 @@
+"""`napari-attunet train --init`: adapting trained weights uses the few-shot recipe unless told otherwise."""
+
+import pytest
+
+from conftest import synthetic_fundus
+from napari_attunet.cli import main
+from napari_attunet.imageio import mask_to_uint8, write_image
+from napari_attunet.training import TrainConfig
+from napari_attunet.weights import read_metadata
+
+
+@pytest.fixture
+def annotated(tmp_path):
+    folder = tmp_path / "annotated"
+    folder.mkdir()
+    for index in range(3):
+        image, disc, cup = synthetic_fundus(size=128, disc_radius=24, cup_radius=10, seed=index)[0:3]
+        write_image(folder / f"eye{index}.png", image)
+        write_image(folder / f"eye{index}_disc.png", mask_to_uint8(disc))
+        write_image(folder / f"eye{index}_cup.png", mask_to_uint8(cup))
+    return folder
+
+
+def test_fine_tuning_from_trained_weights_uses_the_recipe(tmp_path, annotated):
+    out = tmp_path / "adapted.safetensors"
+    assert main(["train", "--data", str(annotated), "--out", str(out), "--init", "default", "--epochs", "1",
+                 "--input-size", "64", "--threads", "1"]) == 0
+    config = read_metadata(out)["training"]["config"]
+    recipe = TrainConfig.fine_tuning(3)
+    assert config["epochs"] == 1  # what the user chose wins
+    assert config["learning_rate"] == recipe.learning_rate < TrainConfig().learning_rate
+    assert config["val_fraction"] == 0.0  # three photos: no validation split, the last network is kept
+
+
+def test_training_from_scratch_keeps_its_own_defaults(tmp_path, annotated):
+    out = tmp_path / "scratch.safetensors"
+    assert main(["train", "--data", str(annotated), "--out", str(out), "--epochs", "1", "--input-size", "64",
+                 "--base-channels", "4", "--depth", "3", "--val-fraction", "0", "--threads", "1"]) == 0
+    config = read_metadata(out)["training"]["config"]
+    assert config["learning_rate"] == TrainConfig().learning_rate
