@@ -1,7 +1,8 @@
 """Train the default weights for any framing and camera (resumable; rerun the same command to continue).
 
     python training/train_generalist.py --out training/generalist.safetensors [--epochs 150]
-                                        [--init default] [--lr 1e-3] [--threads 2]
+                                        [--init default] [--lr 1e-3] [--warmup 2] [--threads 2]
+                                        [--whole-image-fraction 0.35] [--tight-photo-fraction 0.35]
 
 Fine-tunes (or, with ``--init none``, trains from scratch) on the 45 Drishti-GS1 training
 images with the views of :mod:`napari_attunet.augment` (full photos to tight disc crops,
@@ -44,11 +45,16 @@ def main() -> int:
     parser.add_argument("--val-every", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up epochs")
+    parser.add_argument("--whole-image-fraction", type=float, default=TrainConfig.whole_image_fraction)
+    parser.add_argument("--tight-photo-fraction", type=float, default=TrainConfig.tight_photo_fraction)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     samples = load_drishti(args.data, "train")
     config = TrainConfig(epochs=args.epochs, learning_rate=args.lr, val_every=args.val_every, seed=args.seed,
-                         warmup_epochs=2, init_weights=None if args.init == "none" else args.init,
+                         warmup_epochs=args.warmup, init_weights=None if args.init == "none" else args.init,
+                         whole_image_fraction=args.whole_image_fraction,
+                         tight_photo_fraction=args.tight_photo_fraction,
                          threads=args.threads, device="cpu",
                          data_description=f"Drishti-GS1 training split, 45 images; validation: 5 held-out "
                                           f"images x {len(VALIDATION)} framings and cameras",
