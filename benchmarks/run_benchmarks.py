@@ -82,6 +82,44 @@ def bench_segment_vs_monai(model, photo: np.ndarray, repeats: int) -> dict:
     }
 
 
+def bench_framings(model, data: Path, repeats: int) -> dict:
+    """``segment`` on a full photo, a full-field framing and tight crops, beside one MONAI forward pass.
+
+    A second look (other zooms) runs only where the first answer is doubtful; this shows what the
+    framings cost with it.  The framings are those of ``training/variants.py`` on the first test image.
+    """
+    import sys
+
+    from monai.networks.nets import AttentionUnet
+
+    from napari_attunet import segment
+    from napari_attunet.datasets import load_drishti
+
+    sys.path.insert(0, str(REPO / "training"))
+    from variants import frame
+
+    sample = load_drishti(data, "test")[0]
+    monai_net = AttentionUnet(spatial_dims=2, in_channels=3, out_channels=2, channels=(32, 64, 128, 256, 512),
+                              strides=(2, 2, 2, 2)).eval()
+    x512 = torch.randn(1, 3, 512, 512)
+
+    def monai():
+        with torch.inference_mode():
+            monai_net(x512)
+
+    functions = {"monai_forward_512": monai}
+    shapes = {}
+    for framing in ("full photo", "full field", "k=2.0", "k=1.25", "k=1.25 native"):
+        image = frame(sample, framing).image
+        shapes[framing] = list(image.shape)
+        functions[framing] = lambda image=image: segment(image, model, device="cpu", attention=False)
+    medians = interleaved(functions, repeats)
+    reference = medians.pop("monai_forward_512")
+    return {"monai_attention_unet_forward_512_s": reference,
+            "framings": {name: {"shape": shapes[name], "segment_s": value, "ratio": value / reference}
+                         for name, value in medians.items()}}
+
+
 def bench_attention_overhead(shipped, repeats: int) -> dict:
     from napari_attunet import AttentionUNet
 
@@ -280,6 +318,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("NAPARI_ATTUNET_DATA", DEFAULT_DATA)))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results.json")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--only", nargs="+", default=None, choices=list(BENCHMARKS),
+                        help="run only these benchmarks (their results replace those in --out)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     results = {
@@ -291,16 +331,29 @@ def main() -> int:
     from napari_attunet import load_model
 
     model = load_model(device="cpu")
-    results["segment"] = bench_segment_vs_monai(model, release_size_photo(args.data), args.repeats)
-    results["attention"] = bench_attention_overhead(model, args.repeats * 3)
-    results["flops"] = bench_flops(model, args.repeats * 3)
-    results["memory"] = bench_peak_memory()
-    results["training"] = bench_training_epoch(args.data)
-    results["training_step"] = bench_training_step(max(3, args.repeats // 2))
-    results["training_log"] = training_log_summary()
+    runs = {
+        "segment": lambda: bench_segment_vs_monai(model, release_size_photo(args.data), args.repeats),
+        "framings": lambda: bench_framings(model, args.data, args.repeats),
+        "attention": lambda: bench_attention_overhead(model, args.repeats * 3),
+        "flops": lambda: bench_flops(model, args.repeats * 3),
+        "memory": bench_peak_memory,
+        "training": lambda: bench_training_epoch(args.data),
+        "training_step": lambda: bench_training_step(max(3, args.repeats // 2)),
+        "training_log": training_log_summary,
+    }
+    if args.only:
+        previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+        results = {**previous, **results, "partial_run": args.only}
+    for name in args.only or BENCHMARKS:
+        results[name] = runs[name]()
+        print(json.dumps({name: results[name]}), flush=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(markdown(results))
+    if all(name in results for name in BENCHMARKS):
+        print(markdown(results))
     return 0
+
+
+BENCHMARKS = ("segment", "framings", "attention", "flops", "memory", "training", "training_step", "training_log")
 
 
 if __name__ == "__main__":
