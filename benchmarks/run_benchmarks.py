@@ -269,7 +269,7 @@ def markdown(results: dict) -> str:
     lines = [
         f"Machine: {results['machine']}; torch {results['torch']} with {results['threads']} threads.",
         "",
-        "| benchmark | ours | reference | ratio | requirement |",
+        "| benchmark | napari-attunet | reference | ratio | requirement |",
         "|---|---|---|---|---|",
         f"| `segment` end to end, {s['photo_shape'][1]} x {s['photo_shape'][0]} photo vs MONAI `AttentionUnet` "
         f"forward at 512 x 512 | {s['segment_s']:.3f} s | {s['monai_attention_unet_forward_512_s']:.3f} s | "
@@ -286,7 +286,7 @@ def markdown(results: dict) -> str:
         "",
         f"Training: one epoch over the {t['images']} Drishti-GS1 training images ({t['steps']} steps of "
         f"{t['batch_size']} views at {t['input_size']} px) took {t['seconds_per_epoch']:.1f} s here "
-        "(the Attention U-Net blog: about 15 s per epoch on a GPU).",
+        "(a published Attention U-Net tutorial: about 15 s per epoch on a GPU).",
     ]
     if "cpu" in log:
         cpu = log["cpu"]
@@ -297,7 +297,7 @@ def markdown(results: dict) -> str:
         gpu = log["gpu"]
         lines.append(f"Stage 2, fine-tuning on an NVIDIA H200 (`{gpu['log']}`): {gpu['epochs']} epochs in "
                      f"{gpu['seconds'] / 60:.1f} min ({gpu['seconds_per_epoch']:.2f} s per epoch, with 4 other "
-                     "runs sharing the GPU; the blog: 13 minutes on a GPU).")
+                     "runs sharing the GPU; a published Attention U-Net tutorial: 13 minutes on a GPU).")
     lines.append(f"Peak RSS before the `segment` call (Python, torch, the model and the photo): "
                  f"{m['peak_rss_before_segment_MB']:.0f} MB. Forward pass: {f['forward_gflop']:.2f} GFLOP.")
     return "\n".join(lines)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .imageio import IMAGE_SUFFIXES, mask_to_uint8, read_image, rows_to_csv, write_image
-from .weights import atomic_write_bytes
+from .files import atomic_write_bytes
 
 CSV_COLUMNS = [
     "image", "status", "confidence", "vcdr", "area_cdr", "disc_area", "cup_area", "disc_centre_y", "disc_centre_x",

@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .batch import csv_bytes, csv_row, output_paths, write_result
     from .inference import segment
-    from .weights import atomic_write_bytes, load_model
+    from .files import atomic_write_bytes
+    from .weights import load_model
 
     image = skimage.data.retina()
     model = load_model(device=args.device)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .weights import atomic_write_bytes
+from .files import atomic_write_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 

@@ -32,7 +32,8 @@ from .evaluation import score_sample, summarise
 from .model import AttentionUNet
 from .preprocessing import disc_geometry
 from .progress import Progress, Stopwatch, run_to_end
-from .weights import UNCALIBRATED_THRESHOLDS, atomic_write_bytes, load_model, save_weights, thresholds_from
+from .files import atomic_write_bytes
+from .weights import UNCALIBRATED_THRESHOLDS, load_model, save_weights, thresholds_from
 
 
 FINE_TUNE_STEPS = 120

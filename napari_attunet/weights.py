@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from . import __version__
 from .devices import resolve_device
+from .files import atomic_write_bytes
 from .model import AttentionUNet
 
 METADATA_KEY = "napari_attunet"
@@ -47,23 +47,6 @@ class WeightsError(ValueError):
 
 def default_weights_path() -> Path:
     return Path(str(resources.files("napari_attunet") / "weights" / DEFAULT_WEIGHTS_NAME))
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(temporary, 0o644)
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save_weights(model: AttentionUNet, path: str | os.PathLike, metadata: dict | None = None) -> str:

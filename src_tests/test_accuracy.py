@@ -14,7 +14,8 @@ def test_split_report(drishti):
 
 @pytest.mark.slow
 def test_default_weights_meet_the_minimum_on_the_drishti_test_split(test_split_report):
-    # Issue 2's minimum.  Measured: OD 0.961, OC 0.889, vCDR MAE 0.054 (docs/model-card.md).
+    # The accuracy required of the default weights.  Measured: OD 0.961, OC 0.889, vCDR MAE 0.054
+    # (docs/model-card.md).
     summary = test_split_report["summary"]
     assert summary["discs_not_found"] == 0
     assert summary["dice_od"] >= 0.96, summary

@@ -11,7 +11,7 @@ from napari_attunet.progress import Cancelled
 
 def test_sample_photo_disc_has_its_full_size(retina_result):
     # skimage.data.retina(): the disc's edge is soft; readings of its height range from about 140 px
-    # (issue 2) to 165-175 px (by eye on a grid). An earlier network outlined only the bright
+    # (a first estimate) to 165-175 px (by eye on a grid). An earlier network outlined only the bright
     # centre (89 px tall), a later candidate 217 px.
     assert 120 < retina_result.measurements.disc_vertical_diameter < 190
     assert 120 < retina_result.measurements.disc_horizontal_diameter < 190

@@ -1,4 +1,4 @@
-"""The npe2 manifest: valid, registered through the entry point, and declaring what the issue asks for."""
+"""The npe2 manifest: valid, registered through the entry point, with its widgets, reader, writers and sample."""
 
 import shutil
 import subprocess

@@ -5,7 +5,7 @@ command, so a short GPU session is enough::
 
     PYTHONPATH=. python training/gpu_train.py --data DRISHTI_DIR --out OUTDIR --budget 500
 
-Where the GPU machine sees only the repository, copy the dataset's training half into
+Where the GPU machine has no copy of the dataset, copy its training half into
 ``.gpu_data/`` first (git ignores it: the dataset never goes into the repository).
 
 1. Report the GPU, time ``segment`` on it (one Drishti image, a batch of 8, a 4000 x 3000
@@ -18,7 +18,7 @@ Where the GPU machine sees only the repository, copy the dataset's training half
 3. Write each run's best weights and everything measured into OUTDIR.
 
 The default weights are then chosen among the attention runs by validation score (the
-5 held-out training images), never by the test split; see docs/model-card.md.
+5 held-out training images), never by the test split; see docs/experiments.md.
 """
 
 from __future__ import annotations

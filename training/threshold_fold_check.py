@@ -4,7 +4,7 @@
     python training/threshold_fold_check.py report             # -> training/threshold_fold_check.json
 
 The shipped threshold was chosen on the 50 training images, 45 of which the network had
-learned from (docs/model-card.md).  This check splits the 50 into two halves (sorted
+learned from (docs/experiments.md).  This check splits the 50 into two halves (sorted
 names, alternating), trains one network per half from scratch on 2 CPU cores (the
 shipped recipe, shortened: 100 epochs, no validation split, the last epoch kept), and
 then, for each network, applies the rule of ``napari_attunet.calibration``

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stage 1 of the shipped default weights, and the first plain U-Net baseline, with the same
 # recipe on the 50 Drishti-GS1 training images (CPU, 2 threads). Resumable: rerun to continue.
-# Stage 1 ran with the narrower augmentation of commit 6609ade (see docs/model-card.md); the
+# Stage 1 ran with the narrower augmentation of commit 6609ade (see docs/experiments.md); the
 # current code uses wider ranges. Stage 2 (GPU fine-tuning, and the runs it was chosen from):
 # training/gpu_train.py, then training/promote_default.py.
 set -euo pipefail
