@@ -42,7 +42,16 @@ DEFAULT_PREPROCESSING = {
 
 NO_DISC_MESSAGE = "no optic disc found"
 LOW_CONFIDENCE_MESSAGE = "low confidence: check the outline"
-LOW_CONFIDENCE = 0.5
+LOW_CONFIDENCE = 0.79
+"""Below this confidence the result says :data:`LOW_CONFIDENCE_MESSAGE`.  Chosen on the training
+split's stress variants (Youden's J for telling OD Dice < 0.85 from the rest):
+``training/confidence_study.py``, docs/model-card.md."""
+NO_DISC_BELOW = 0.5
+"""A disc-like outline below this confidence is discarded ("no optic disc found"): in photos
+without a disc the network draws faint, hesitant candidates.  Chosen on the training split
+(``training/no_disc_study.py``)."""
+SECOND_LOOK_BELOW = 0.5
+"""A first answer below this confidence (or no disc) gets a second look at other zooms."""
 BORDER_MESSAGE = "the disc is cut by the image border: the vCDR may be unreliable"
 ZOOMS = (0.7, 1.45)
 """Contexts, relative to the default, of the second look at a doubtful disc."""
@@ -352,7 +361,7 @@ class Segmenter:
     def segment_tensors(self, images: Sequence[torch.Tensor], attention: bool = True) -> list[SegmentationResult]:
         """Segment ``(3, H, W)`` tensors; each network pass runs on the whole batch.
 
-        Photos whose first answer is doubtful (no disc, or a confidence below :data:`LOW_CONFIDENCE`)
+        Photos whose first answer is doubtful (no disc, or a confidence below :data:`SECOND_LOOK_BELOW`)
         get a second look that takes the whole photo as the disc crop: the framing of a photo that is
         itself a tight crop around the disc.  The more confident answer is kept.
         """
@@ -360,7 +369,8 @@ class Segmenter:
         candidates = self.locate(images)
         crops: dict[int, Crop] = {}
         self._fine(images, [(i, disc) for i, found in enumerate(candidates) for disc in found], attention, crops)
-        doubtful = [i for i in range(len(images)) if i not in crops or crops[i].quality.confidence < LOW_CONFIDENCE]
+        doubtful = [i for i in range(len(images))
+                    if i not in crops or crops[i].quality.confidence < SECOND_LOOK_BELOW]
         if doubtful:
             self._second_look(images, doubtful, attention, crops)
         per_image = clock() / len(images)
@@ -369,6 +379,10 @@ class Segmenter:
     def _result(self, shape, crop: Crop | None, attention: bool, seconds: float) -> SegmentationResult:
         """Resample a crop's maps into image-sized arrays; masks are post-processed inside the crop only."""
         clock = Stopwatch()
+        messages = []
+        if crop is not None and crop.quality.confidence < NO_DISC_BELOW:
+            messages.append(f"a faint disc-like candidate (confidence {crop.quality.confidence:.2f}) was discarded")
+            crop = None
         disc_p = np.zeros(shape, np.float32)
         cup_p = np.zeros(shape, np.float32)
         disc = np.zeros(shape, bool)
@@ -391,10 +405,9 @@ class Segmenter:
             for gate, values in zip(gates, stacked[2:]):
                 gate[rows, cols] = values
             offset = (rows.start, cols.start)
-        messages = []
         confidence = 0.0
         if not disc.any():
-            messages.append(NO_DISC_MESSAGE)
+            messages.insert(0, NO_DISC_MESSAGE)
             box = None
             for gate in gates:
                 gate.fill(0.0)
