@@ -405,7 +405,7 @@ def _run_locked(args, options: BatchOptions, jobs: list[ImageJob], problems: int
         stopped, status = ("terminated" if isinstance(error, _Terminated) else "interrupted"), EXIT_INTERRUPTED
     finally:
         bar.close()
-    table_written = _write_table(folder, records)
+    table_written = write_table(folder, records)
     failed = problems + len(plan.refused) + sum(is_error(records[job.relative]) for job in jobs
                                                 if job.relative in records)
     finished = sum(job.relative in records and not is_error(records[job.relative]) for job in jobs)
@@ -421,7 +421,8 @@ def _run_locked(args, options: BatchOptions, jobs: list[ImageJob], problems: int
     return EXIT_SOME_FAILED if failed else EXIT_DONE
 
 
-def _write_table(folder: OutputFolder, records: dict[str, dict]) -> bool:
+def write_table(folder: OutputFolder, records: dict[str, dict]) -> bool:
+    """Write ``results.csv`` from ``records`` (relative path -> record), sorted by path; False if it failed."""
     rows = [records[key]["row"] for key in sorted(records, key=os.fsencode)]
     try:
         folder.write_table(csv_bytes(rows))
