@@ -4,7 +4,7 @@
                                             [--json benchmarks/batch_kill_resume.json]
 
 Each trial starts ``napari-attunet segment`` (a fresh output folder, attention maps and
-overlays asked for: 7 PNGs and a record per image), sends SIGKILL at a uniformly random
+overlays asked for: 5 PNGs and a record per image), sends SIGKILL at a uniformly random
 moment between the first finished image and 85% of an undisturbed run's duration, then checks the
 folder: every non-hidden PNG must decode, every record must parse and list complete
 outputs.  It then re-runs the same command and checks that it exits 0, that every image
@@ -184,7 +184,7 @@ def main() -> int:
     summary = {
         "trials": len(trials),
         "images": args.images,
-        "files_per_image": 8,  # 7 PNGs and a record
+        "files_per_image": "5 PNGs (disc, cup, 2 attention maps, overlay) and a record",
         "undisturbed_run_s": round(total, 2),
         "killed_mid_run": sum(not t["run_ended_before_kill"] for t in trials),
         "resume_exit_0": sum(t["resume_exit_status"] == 0 for t in trials),
