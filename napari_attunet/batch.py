@@ -262,18 +262,19 @@ def segment_one(job: ImageJob, segmenter, options: BatchOptions, folder: OutputF
 @dataclass
 class Plan:
     todo: list[ImageJob]
+    """To segment: new, unfinished, failed, or changed since their record."""
     done: list[ImageJob]
+    collisions: list[tuple[ImageJob, str]]
+    """Inputs whose outputs would replace those of the image named (same name, other extension)."""
     refused: list[tuple[ImageJob, str]]
-    """Inputs whose outputs would replace another image's results; reported, not recorded."""
-    owners: dict[str, str]
-    """Output base -> the relative path of the image whose results it holds (or will hold)."""
+    """Inputs whose record in the folder belongs to another file; reported, not recorded."""
 
 
 def plan_jobs(jobs: list[ImageJob], records: dict[str, dict], folder: OutputFolder, gates: int,
               options: BatchOptions, digest: str) -> Plan:
-    """Split the inputs into finished ones, ones to segment, and ones whose outputs would collide."""
-    plan = Plan([], [], [], {})
-    owners = plan.owners
+    """Split the inputs into finished ones, ones to segment, and ones that cannot be done here."""
+    plan = Plan([], [], [], [])
+    owners: dict[str, str] = {}  # output base -> relative path of the image whose results it holds
     for record in records.values():
         if not is_error(record):
             owners.setdefault(ImageJob(Path(), record["relative"]).output_base(), record["relative"])
@@ -287,8 +288,9 @@ def plan_jobs(jobs: list[ImageJob], records: dict[str, dict], folder: OutputFold
             continue
         owner = owners.setdefault(job.output_base(), job.relative)
         if owner != job.relative:
-            plan.todo.append(job)  # recorded as an error: its outputs would replace the owner's
+            plan.collisions.append((job, owner))
         elif record is not None and record.get("settings") == digest and not is_error(record) \
+                and record.get("source_size") == _size(job.source) \
                 and folder.outputs_complete(record, job_paths(job, folder.root, gates, options)):
             plan.done.append(job)
         else:
@@ -371,11 +373,16 @@ def _run_locked(args, options: BatchOptions, jobs: list[ImageJob], problems: int
     records = {record["relative"]: record for record in folder.iter_records()}
     gates = segmenter.model.num_gates
     plan = plan_jobs(jobs, records, folder, gates, options, digest)
+    run = f"{lock.info.host}:{lock.info.pid}:{lock.info.started:.3f}"
     for job, reason in plan.refused:
         _print(f"{job.source}: skipped: {reason}")
+    for job, owner in plan.collisions:
+        records[job.relative] = error_record(job, f"its outputs would replace those of {display_name(owner)} "
+                                                  "(same name, other extension); rename one", digest, run)
+        folder.write_record(records[job.relative])
+        _print(f"{job.source}: skipped: {records[job.relative]['row']['status'][len(ERROR_PREFIX):]}")
     if plan.done:
         _print(f"{len(plan.done)} of {len(jobs)} images already done in {folder.root}; {len(plan.todo)} to segment")
-    run = f"{lock.info.host}:{lock.info.pid}:{lock.info.started:.3f}"
     stopped, status = None, EXIT_DONE
     bar = tqdm(plan.todo, desc="segment", unit="image", file=sys.stderr, dynamic_ncols=True)
     try:
@@ -383,13 +390,7 @@ def _run_locked(args, options: BatchOptions, jobs: list[ImageJob], problems: int
             if lock.lost:
                 stopped = f"another run took over {folder.root} (this one was judged stale)"
                 break
-            owner = plan.owners[job.output_base()]
-            if owner != job.relative:
-                record = error_record(job, f"its outputs would replace those of {display_name(owner)} (same name, "
-                                           "other extension); rename one", digest, run)
-                folder.write_record(record)
-            else:
-                record = segment_one(job, segmenter, options, folder, digest, run)
+            record = segment_one(job, segmenter, options, folder, digest, run)
             records[job.relative] = record
             row = record["row"]
             if is_error(record):

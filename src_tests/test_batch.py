@@ -124,13 +124,16 @@ def test_resume_skips_finished_redoes_incomplete_retries_failed_and_adds_new(tmp
     assert table(out)["four.png"]["status"].startswith("error")
     kept = (out / "one_disc.png").stat().st_mtime_ns
     (out / "two_cup.png").unlink()  # an incomplete image
+    photo(photos / "three.png", seed=9, size=120)  # replaced by another photo
     photo(photos / "four.png", seed=4)  # the failed file, repaired
     photo(photos / "five.png", seed=5)  # a new file
     capsys.readouterr()
     assert segment(tiny_weights, photos, "--out", out) == 0
-    assert "2 of 5 images already done" in capsys.readouterr().err
+    assert "1 of 5 images already done" in capsys.readouterr().err
     after = records(out)
-    assert after["one.png"] == before["one.png"] and after["three.png"] == before["three.png"]
+    assert after["one.png"] == before["one.png"]
+    assert after["three.png"]["run"] != before["three.png"]["run"]
+    assert np.asarray(Image.open(out / "three_disc.png")).shape == (120, 120)
     assert (out / "one_disc.png").stat().st_mtime_ns == kept
     assert after["two.png"]["run"] != before["two.png"]["run"] and (out / "two_cup.png").is_file()
     rows = table(out)
@@ -332,4 +335,25 @@ def test_kill_9_during_a_run_then_resume_does_every_image_exactly_once(tmp_path,
     assert all(after[name] == record for name, record in before.items())  # finished images were not redone
     assert set(table(out)) == set(after)
     assert not leftovers(out)
+    assert not (out / STATE_DIR / "lock.json").exists()
+
+
+def test_sigterm_stops_cleanly_with_the_table_of_finished_images(tmp_path, tiny_weights):
+    photos = tmp_path / "photos"
+    for k in range(16):
+        photo(photos / f"p{k:02d}.png", seed=k, size=160)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "napari_attunet", "segment", str(photos), "--out", str(out), "--weights",
+               str(tiny_weights), "--device", "cpu", "--attention"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while len(records(out)) < 2 and child.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert child.poll() is None, "the run ended before it could be stopped"
+    child.send_signal(signal.SIGTERM)  # what a cluster's scheduler sends at a job's time limit
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    assert "terminated" in err and "Re-run the same command to resume" in err
+    assert set(table(out)) == set(records(out)) and 2 <= len(records(out)) < 16
     assert not (out / STATE_DIR / "lock.json").exists()
