@@ -1,6 +1,6 @@
 """How a ``segment`` run survives ``kill -9``: kill at random moments, resume, count what broke.
 
-    python benchmarks/batch_kill_resume.py [--trials 20] [--images 40] [--seed 0]
+    python benchmarks/batch_kill_resume.py [--trials 20] [--images 12] [--parallel 1] [--seed 0]
                                             [--json benchmarks/batch_kill_resume.json]
 
 Each trial starts ``napari-attunet segment`` (a fresh output folder, attention maps and
@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from napari_attunet.run_records import OutputFolder  # noqa: E402
+from napari_attunet.run_records import OutputFolder
 
 
 def make_inputs(folder: Path, count: int, seed: int) -> Path:
@@ -97,7 +98,8 @@ def broken_files(out: Path) -> list[str]:
                 broken.append(f"{path}: listed in a record but missing or of another size")
     if folder.table_path.exists():
         try:
-            list(csv.DictReader(open(folder.table_path, encoding="utf-8")))
+            with open(folder.table_path, encoding="utf-8") as file:
+                list(csv.DictReader(file))
         except (ValueError, csv.Error) as error:
             broken.append(f"{folder.table_path}: {error}")
     return broken
@@ -163,6 +165,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--images", type=int, default=12)
+    parser.add_argument("--parallel", type=int, default=1, help="trials run at the same time (own folders)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "batch_kill_resume.json")
     args = parser.parse_args()
@@ -173,11 +176,15 @@ def main() -> int:
         photos = work / "photos"
         first, total = calibrate(photos, weights, work)
         print(f"undisturbed run: first image recorded after {first:.2f} s, ended after {total:.2f} s")
-        trials = []
-        for index in range(args.trials):
-            result = trial(photos, weights, work / f"trial_{index:02d}", chooser.uniform(first, first + 0.85 * (total - first)), args.images)
-            trials.append(result)
-            print(json.dumps(result))
+        kill_times = [chooser.uniform(first, first + 0.85 * (total - first)) for _ in range(args.trials)]
+
+        def one(index: int) -> dict:
+            result = trial(photos, weights, work / f"trial_{index:02d}", kill_times[index], args.images)
+            print(json.dumps(result), flush=True)
+            return result
+
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            trials = list(pool.map(one, range(args.trials)))
     totals = {key: sum(t[key] for t in trials) for key in (
         "broken_files_after_kill", "lost_images", "duplicated_rows", "missing_rows", "finished_images_redone",
         "broken_files_after_resume", "temporary_files_after_resume", "errors_after_resume")}
@@ -186,6 +193,7 @@ def main() -> int:
         "images": args.images,
         "files_per_image": "5 PNGs (disc, cup, 2 attention maps, overlay) and a record",
         "undisturbed_run_s": round(total, 2),
+        "parallel_trials": args.parallel,
         "killed_mid_run": sum(not t["run_ended_before_kill"] for t in trials),
         "resume_exit_0": sum(t["resume_exit_status"] == 0 for t in trials),
         "records_before_kill_median": statistics.median(t["records_before_kill"] for t in trials),
