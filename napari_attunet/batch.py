@@ -410,7 +410,7 @@ def _run_locked(args, options: BatchOptions, jobs: list[ImageJob], problems: int
     failed = problems + len(plan.refused) + sum(is_error(records[job.relative]) for job in jobs
                                                 if job.relative in records)
     finished = sum(job.relative in records and not is_error(records[job.relative]) for job in jobs)
-    summary = f"{finished} of {len(jobs)} images done"
+    summary = f"{finished} of {len(jobs)} images done" + (f", {failed} failed" if failed else "")
     if stopped is not None:
         _print(f"{'error: ' if status != EXIT_INTERRUPTED else ''}{stopped}; {summary}"
                f"{'; results in ' + str(folder.table_path) if table_written else ''}. "
