@@ -19,16 +19,27 @@ def _add_thresholds(p) -> None:
 
 
 def _add_segment(subparsers) -> None:
-    p = subparsers.add_parser("segment", help="segment optic disc and cup in image files or folders")
+    from .batch import EXIT_CODES_HELP
+
+    p = subparsers.add_parser(
+        "segment", help="segment optic disc and cup in image files or folders",
+        description="Writes masks (and optionally attention maps and overlays) mirroring each input's path "
+                    "relative to its folder (several inputs: their common parent) under --out, and "
+                    "results.csv. Each image is recorded as it finishes; re-running the same command "
+                    "resumes (finished images are skipped, failed and new ones are done). One run at a time "
+                    "may use an output folder.",
+        epilog=EXIT_CODES_HELP)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--recursive", action="store_true", help="also search the input folders' subfolders")
     p.add_argument("--weights", type=Path, default=None, help="weights file (default: the shipped weights)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--attention", action="store_true", help="also write one attention map PNG per gate")
     p.add_argument("--overlay", action="store_true", help="also write an overlay PNG (disc red, cup yellow)")
     _add_thresholds(p)
     p.add_argument("--tta", action="store_true", help="average with the mirrored image (slower)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo every image, also when --out holds a run with other settings")
 
 
 def _add_train(subparsers) -> None:

@@ -38,13 +38,14 @@ def test_segment_writes_masks_attention_and_csv(tmp_path, photos, capsys):
     assert not list(out.glob("*.tmp"))
 
 
-def test_existing_outputs_are_kept_without_overwrite(tmp_path, photos):
+def test_a_rerun_keeps_finished_outputs_and_overwrite_redoes_them(tmp_path, photos):
     out = tmp_path / "out"
     assert main(["segment", str(photos / "eye_a.png"), "--out", str(out)]) == 0
     before = (out / "eye_a_disc.png").stat().st_mtime_ns
-    assert main(["segment", str(photos / "eye_a.png"), "--out", str(out)]) == 2
+    assert main(["segment", str(photos / "eye_a.png"), "--out", str(out)]) == 0  # resumed: nothing left to do
     assert (out / "eye_a_disc.png").stat().st_mtime_ns == before
     assert main(["segment", str(photos / "eye_a.png"), "--out", str(out), "--overwrite"]) == 0
+    assert (out / "eye_a_disc.png").stat().st_mtime_ns != before
 
 
 def test_unreadable_files_are_reported_skipped_and_fail_the_run(tmp_path, photos, capsys):
@@ -83,6 +84,13 @@ def test_evaluate_prints_a_table_and_json(tmp_path, retina, capsys):
     assert stricter["summary"]["dice_oc"] < report["summary"]["dice_oc"]
     assert main(["evaluate", "--data", str(folder)]) == 0
     assert "MEAN" in capsys.readouterr().out
+
+
+def test_segment_help_documents_the_exit_codes():
+    done = subprocess.run([sys.executable, "-m", "napari_attunet", "segment", "--help"], capture_output=True,
+                          text=True)
+    text = " ".join(done.stdout.split())
+    assert "0 every image done; 1 some images failed" in text and "2 the run could not start or had to stop" in text
 
 
 def test_module_entry_point_and_bad_arguments(tmp_path):
