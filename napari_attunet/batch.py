@@ -26,7 +26,6 @@ from pathlib import Path, PurePath
 
 from . import __version__
 from .imageio import IMAGE_SUFFIXES, mask_to_uint8, read_image, rows_to_csv, write_image
-from .files import atomic_write_bytes
 from .inference import DEFAULT_SHAPE
 from .run_lock import LockHeld, RunLock
 from .run_records import (

@@ -46,7 +46,7 @@ LOW_CONFIDENCE = 0.79
 """Below this confidence the result says :data:`LOW_CONFIDENCE_MESSAGE`.  Chosen on the training
 split's stress variants (Youden's J for telling OD Dice < 0.85 from the rest):
 ``training/confidence_study.py``, docs/model-card.md."""
-NO_DISC_BELOW = 0.5
+NO_DISC_BELOW = 0.56
 """A disc-like outline below this confidence is discarded ("no optic disc found"): in photos
 without a disc the network draws faint, hesitant candidates.  Chosen on the training split
 (``training/no_disc_study.py``)."""

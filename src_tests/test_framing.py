@@ -57,3 +57,19 @@ def test_a_disc_cut_by_the_border_is_reported(retina, retina_result, default_mod
     assert BORDER_MESSAGE in result.messages
     whole = segment(retina[y - 300 : y + 300, x - 300 : x + 300], default_model, device="cpu", attention=False)
     assert BORDER_MESSAGE not in whole.messages
+
+
+@pytest.mark.parametrize("box", [(450, 850, 550, 950), (500, 900, 650, 1050)])
+def test_a_macula_crop_without_a_disc_says_so(box, retina, default_model):
+    top, bottom, left, right = box
+    result = segment(retina[top:bottom, left:right], default_model, device="cpu", attention=False)
+    assert not result.disc_found
+    assert result.messages[0] == "no optic disc found"
+
+
+def test_a_crop_that_is_mostly_disc_is_found(retina, retina_result, default_model):
+    y, x = (int(v) for v in retina_result.disc_centre)
+    half = int(0.6 * retina_result.measurements.disc_vertical_diameter)  # the disc fills about 80% of the side
+    result = segment(retina[y - half : y + half, x - half : x + half], default_model, device="cpu", attention=False)
+    assert result.disc_found
+    assert result.disc.sum() > 0.3 * result.disc.size
