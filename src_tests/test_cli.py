@@ -30,7 +30,13 @@ def test_segment_writes_masks_attention_and_csv(tmp_path, photos, capsys):
         assert len(list(out.glob(f"{stem}_attention_*.png"))) == 4
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert [r["image"] for r in rows] == ["eye_a.png", "eye_b.jpg"]
-    assert all(0 < float(r["vcdr"]) < 1 and r["status"] == "ok" and r["weights_sha256"] for r in rows)
+    assert all(0 < float(r["vcdr"]) < 1 and not r["status"].startswith("error") and r["weights_sha256"] for r in rows)
+    from napari_attunet.inference import LOW_CONFIDENCE
+
+    for row in rows:  # the confidence column and the status say the same
+        confidence = float(row["confidence"])
+        assert 0 < confidence <= 1
+        assert ("low confidence" in row["status"]) == (confidence < LOW_CONFIDENCE)
     from napari_attunet.weights import stored_thresholds
 
     own = stored_thresholds()
