@@ -107,13 +107,13 @@ def run(weights, data: Path, split: str = "test") -> dict:
     model = load_model(weights, device="cpu")
     segmenter = Segmenter(model, torch.device("cpu"))
     if split == "validation":
-        held_out = set(model.metadata.get("training", {}).get("validation_images", []))
+        held_out = set(model.weights_info.metadata.get("training", {}).get("validation_images", []))
         samples = [s for s in load_drishti(data, "train") if s.name in held_out]
         if not samples:
             raise SystemExit(f"{weights}: its metadata names no validation images of this dataset")
     else:
         samples = load_drishti(data, "test")
-    report = {"weights": model.weights_name, "weights_sha256": model.weights_sha256, "split": split,
+    report = {"weights": model.weights_info.name, "weights_sha256": model.weights_info.sha256, "split": split,
               "images": [s.name for s in samples], "variants": {}}
 
     def score(name, transformed):
