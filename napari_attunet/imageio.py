@@ -65,7 +65,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
             head = file.read(4)
         if not head:
             raise _Refused(f"{path}: the file is empty")
-        array = _read_tiff(path, max_pixels) if head in _TIFF_MAGIC else _read_pillow(path, max_pixels)
+        array = _read_tiff(path, max_pixels) if head in _TIFF_MAGIC else _read_pillow(path, max_pixels,
+                                                                                       _pillow_formats())
         return _native(path, array)
     except _Refused:
         raise
@@ -122,36 +123,29 @@ def _pillow_formats() -> tuple[str, ...]:
     return tuple(name for name in PILLOW_FORMATS if name in Image.OPEN)
 
 
-def _open_pillow(path: Path, max_pixels: int | None):
+def _open_pillow(path: Path, formats: tuple[str, ...]):
     from PIL import Image, UnidentifiedImageError
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
             try:
-                return Image.open(path, formats=_pillow_formats())
+                return Image.open(path, formats=formats)
             except Image.DecompressionBombError:  # over Pillow's limit: the caller checks against its own
-                return _unchecked_open(path)
+                with _PILLOW_LIMIT:
+                    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+                    try:
+                        return Image.open(path, formats=formats)
+                    finally:
+                        Image.MAX_IMAGE_PIXELS = saved
     except UnidentifiedImageError:
         raise _Refused(f"{path}: not an image napari-attunet reads ({FORMAT_NAMES})") from None
 
 
-def _unchecked_open(path: Path):
-    """Open without Pillow's own pixel limit (the caller applies its own)."""
-    from PIL import Image
-
-    with _PILLOW_LIMIT:
-        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-        try:
-            return Image.open(path, formats=_pillow_formats())
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
-
-
-def _read_pillow(path: Path, max_pixels: int | None) -> np.ndarray:
+def _read_pillow(path: Path, max_pixels: int | None, formats: tuple[str, ...]) -> np.ndarray:
     from PIL import ImageOps
 
-    with _open_pillow(path, max_pixels) as image:
+    with _open_pillow(path, formats) as image:
         _check_pixels(path, image.width * image.height, (image.width, image.height), max_pixels)
         frames = getattr(image, "n_frames", 1)
         if frames > 1 and image.format != "MPO":  # an MPO's second image is the camera's preview
@@ -199,17 +193,22 @@ def _read_tiff(path: Path, max_pixels: int | None) -> np.ndarray:
         if photometric not in (_MINISWHITE, _MINISBLACK, _RGB, _PALETTE, _YCBCR):
             raise _Refused(f"{path}: TIFF colour space {page.photometric.name} is not supported; save it as "
                            "RGB or grayscale")
-        array = series.asarray()
+        try:
+            array = series.asarray()
+        except (KeyError, ValueError) as error:  # compressions tifffile decodes only with imagecodecs (LZW, ...)
+            if "imagecodecs" not in str(error):
+                raise
+            return _read_pillow(path, max_pixels, ("TIFF",))
         if "S" in axes and axes.index("S") != len(axes) - 1:  # planar: samples first
             array = np.moveaxis(array, axes.index("S"), -1)
         colour = "S" in axes  # the last axis holds samples (channels)
         if photometric == _PALETTE and page.colormap is not None:
             array, colour = np.moveaxis(np.asarray(page.colormap)[:, array], 0, -1), True
-        elif photometric == _MINISWHITE:
-            if array.dtype.kind not in "bu":
+        elif photometric == _MINISWHITE and array.dtype.kind != "b":  # 1-bit: as tifffile writes masks
+            if array.dtype.kind != "u":
                 raise _Refused(f"{path}: inverted grayscale (MinIsWhite) TIFF with {array.dtype} pixels is "
                                "not supported")
-            array = ~array if array.dtype.kind == "b" else np.iinfo(array.dtype).max - array
+            array = np.iinfo(array.dtype).max - array
         elif colour and array.shape[-1] in (2, 4) and page.extrasamples:
             colour = array.shape[-1] == 4
             if page.extrasamples[0] == _ASSOCIATED_ALPHA:  # colour already multiplied by alpha
