@@ -76,9 +76,10 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
         raise ValueError(f"{path}: cannot read image ({type(error).__name__}: {error})") from None
 
 
-def _check_pixels(path: Path, pixels: int, shape, max_pixels: int | None) -> None:
+def _check_pixels(path: Path, width: int, height: int, max_pixels: int | None, pages: int = 1) -> None:
+    pixels = width * height * pages
     if max_pixels is not None and pixels > max_pixels:
-        size = " x ".join(str(n) for n in shape)
+        size = f"{width} x {height}" + (f" x {pages} pages of" if pages > 1 else "")
         raise _Refused(f"{path}: {size} pixels ({pixels / 1e6:.0f} million) exceeds the limit of "
                        f"{max_pixels / 1e6:g} million pixels; raise the limit (max_pixels, --max-pixels) if this "
                        "machine has the memory, or reduce the image")
@@ -93,7 +94,7 @@ def _native(path: Path, array: np.ndarray) -> np.ndarray:
     return array
 
 
-def flatten_alpha(array: np.ndarray, alpha_last: bool = True) -> np.ndarray:
+def flatten_alpha(array: np.ndarray) -> np.ndarray:
     """Composite an image with an alpha channel (last) onto black; drops the channel.
 
     Integer alpha is relative to its type's maximum, float alpha to 1.  Images whose
@@ -117,8 +118,15 @@ def flatten_alpha(array: np.ndarray, alpha_last: bool = True) -> np.ndarray:
 
 def _pillow_formats() -> tuple[str, ...]:
     """:data:`PILLOW_FORMATS` that this Pillow registers (newer ones open MPO files as JPEG)."""
-    from PIL import BmpImagePlugin, GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin  # noqa: F401
-    from PIL import MpoImagePlugin, WebPImagePlugin  # noqa: F401 (importing registers the formats)
+    from PIL import (  # noqa: F401 (importing the plugins registers their formats)
+        BmpImagePlugin,
+        GifImagePlugin,
+        Image,
+        JpegImagePlugin,
+        MpoImagePlugin,
+        PngImagePlugin,
+        WebPImagePlugin,
+    )
 
     return tuple(name for name in PILLOW_FORMATS if name in Image.OPEN)
 
@@ -146,7 +154,7 @@ def _read_pillow(path: Path, max_pixels: int | None, formats: tuple[str, ...]) -
     from PIL import ImageOps
 
     with _open_pillow(path, formats) as image:
-        _check_pixels(path, image.width * image.height, (image.width, image.height), max_pixels)
+        _check_pixels(path, image.width, image.height, max_pixels)
         frames = getattr(image, "n_frames", 1)
         if frames > 1 and image.format != "MPO":  # an MPO's second image is the camera's preview
             warnings.warn(f"{path}: animated image with {frames} frames; only frame 1 is used",
@@ -184,8 +192,8 @@ def _read_tiff(path: Path, max_pixels: int | None) -> np.ndarray:
         series = tif.series[0]
         page = series.pages[0] if series.pages and series.pages[0] is not None else tif.pages.first
         axes, shape = series.axes, series.shape
-        pixels = math.prod(n for n, axis in zip(shape, axes) if axis != "S")
-        _check_pixels(path, pixels, [n for n, axis in zip(shape, axes) if axis != "S"], max_pixels)
+        *pages, height, width = [n for n, axis in zip(shape, axes) if axis != "S"] or [0, 0]
+        _check_pixels(path, width, height, max_pixels, math.prod(pages))
         if np.dtype(series.dtype).kind not in "biuf":
             raise _Refused(f"{path}: TIFF pixels of type {series.dtype} are not supported; expected integer "
                            "or float")

@@ -31,6 +31,7 @@ from safetensors.torch import load_file as load_tensors
 from safetensors.torch import save as save_tensors_bytes
 
 from . import __version__
+from .atomic import atomic_write_bytes, remove_stale_temporaries
 from .augment import sample_view
 from .datasets import Sample
 from .devices import resolve_device
@@ -39,7 +40,6 @@ from .evaluation import score_sample, summarise
 from .model import AttentionUNet
 from .preprocessing import disc_geometry
 from .progress import Progress, Stopwatch, run_to_end
-from .atomic import atomic_write_bytes, remove_stale_temporaries
 from .weights import UNCALIBRATED_THRESHOLDS, load_model, save_weights, thresholds_from
 
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 import torch
-
 from conftest import REPO, synthetic_fundus
+
 from napari_attunet import load_model
 from napari_attunet.atomic import atomic_write_bytes, stale_temporaries
 from napari_attunet.cli import main
@@ -113,9 +113,9 @@ def test_resume_state_of_another_network_or_truncated_is_a_clear_error(tmp_path,
     tensors = {k: (torch.cat([v, v]) if k == "model.encoders.0.0.weight" else v) for k, v in tensors.items()}
     state = {"epoch": 1, "best_score": -1.0, "best_epoch": 0, "history": [], "seconds": 1.0}
     save_file(tensors, str(state_file), metadata={"napari_attunet_resume": json.dumps(state)})
-    with pytest.warns(UserWarning, match="records no run settings"):
-        with pytest.raises(ValueError, match="another network.*encoders.0.0.weight"):
-            train(samples, out, tiny_config(epochs=3), resume=True)
+    with pytest.warns(UserWarning, match="records no run settings"), \
+            pytest.raises(ValueError, match="another network.*encoders.0.0.weight"):
+        train(samples, out, tiny_config(epochs=3), resume=True)
 
 
 def test_a_new_run_removes_temporary_files_of_killed_runs_and_nothing_else(tmp_path, samples):
@@ -125,7 +125,8 @@ def test_a_new_run_removes_temporary_files_of_killed_runs_and_nothing_else(tmp_p
             "import napari_attunet.atomic as a; a.os.replace = lambda *x: os._exit(9); "
             "w(sys.argv[1], b'x' * 1000)")
     for target in (out, resume_path(out)):
-        result = subprocess.run([sys.executable, "-c", code, str(target)], env={**os.environ, "PYTHONPATH": str(REPO)})
+        result = subprocess.run([sys.executable, "-c", code, str(target)], check=False,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})
         assert result.returncode == 9
     left = sorted(p.name for p in tmp_path.glob("*.tmp"))
     assert len(left) == 2 and all(name.startswith(".net.safetensors.") for name in left)

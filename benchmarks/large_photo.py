@@ -1,0 +1,106 @@
+"""What a very large photograph costs: reading and segmenting a 100-megapixel fundus photo.
+
+    python benchmarks/large_photo.py [--megapixels 100] [--threads 2]
+
+The sample photograph (``skimage.data.retina()``, 1411 x 1411) is enlarged to the size
+asked for (4:3) and written as an 8-bit RGB JPEG and an uncompressed TIFF.  Each stage
+runs in a fresh process, so its peak resident memory (``ru_maxrss``) is its own:
+
+* ``baseline``: Python, torch and the shipped network loaded, nothing read;
+* ``read``: :func:`read_image` of the file;
+* ``segment``: read, then :func:`segment` without attention maps;
+* ``segment + attention``: read, then :func:`segment` with the attention maps (four
+  float32 maps of the photo's size are returned).
+
+Prints a markdown table (copied into docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+STAGE = r"""
+import json, resource, sys, time
+import torch
+torch.set_num_threads(int(sys.argv[3]))
+from napari_attunet import load_model, segment
+from napari_attunet.imageio import read_image
+stage, path = sys.argv[1], sys.argv[2]
+model = load_model(device="cpu")
+seconds = {}
+start = time.perf_counter()
+if stage != "baseline":
+    image = read_image(path)
+    seconds["read"] = time.perf_counter() - start
+if stage.startswith("segment"):
+    start = time.perf_counter()
+    result = segment(image, model, "cpu", attention=stage.endswith("attention"))
+    seconds["segment"] = time.perf_counter() - start
+    seconds["disc_found"] = bool(result.disc_found)
+print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **seconds}))
+"""
+
+
+def make_photo(megapixels: float, folder: Path) -> dict[str, Path]:
+    import numpy as np
+    import tifffile
+    from PIL import Image
+    from skimage import data
+
+    width = int(round(math.sqrt(megapixels * 1e6 * 4 / 3)))
+    height = int(round(width * 3 / 4))
+    retina = Image.fromarray(data.retina())
+    canvas = Image.new("RGB", (width, height))
+    side = height
+    canvas.paste(retina.resize((side, side), Image.Resampling.BILINEAR), ((width - side) // 2, 0))
+    paths = {"JPEG": folder / "large.jpg", "TIFF": folder / "large.tif"}
+    canvas.save(paths["JPEG"], quality=92)
+    tifffile.imwrite(paths["TIFF"], np.asarray(canvas))
+    return paths
+
+
+def run_stage(stage: str, path: Path, threads: int) -> dict:
+    output = subprocess.run([sys.executable, "-c", STAGE, stage, str(path), str(threads)], capture_output=True,
+                            text=True, check=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "OMP_NUM_THREADS":
+                                                                   str(threads), "PATH": "/usr/bin:/bin"})
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--megapixels", type=float, default=100.0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        paths = make_photo(args.megapixels, Path(folder))
+        from PIL import Image
+
+        with Image.open(paths["JPEG"]) as image:
+            width, height = image.size
+        print(f"{width} x {height} pixels ({width * height / 1e6:.1f} MP), torch threads {args.threads}, "
+              f"{platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
+        print("| file | stage | peak memory (MB) | read (s) | segment (s) |")
+        print("| --- | --- | ---: | ---: | ---: |")
+        for kind, path in paths.items():
+            size = path.stat().st_size / 1e6
+            for stage in ("baseline", "read", "segment", "segment + attention"):
+                if stage == "baseline" and kind != "JPEG":
+                    continue
+                result = run_stage(stage.replace(" + ", "_"), path, args.threads)
+                label = "-" if stage == "baseline" else f"{kind}, {size:.0f} MB"
+                read = f"{result['read']:.1f}" if "read" in result else ""
+                seconds = f"{result['segment']:.1f}" if "segment" in result else ""
+                print(f"| {label} | {stage} | {result['peak_mb']:.0f} | {read} | {seconds} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
