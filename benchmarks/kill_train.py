@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-EPOCHS = 12
+EPOCHS = 30
 
 
 def make_data(folder: Path, count: int = 4) -> None:
@@ -100,7 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-delay", type=float, default=12.0, help="longest wait before the kill (s)")
+    parser.add_argument("--max-delay", type=float, default=20.0, help="longest wait before the kill (s)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}

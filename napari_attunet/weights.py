@@ -178,6 +178,8 @@ def _metadata(header: dict, path: Path) -> dict:
         raise WeightsError(f"{path}: napari-attunet metadata is damaged ({error})") from None
     try:
         validate_metadata(metadata)
+    except RecursionError:
+        raise WeightsError(f"{path}: napari-attunet metadata is nested too deeply") from None
     except SchemaError as error:
         raise WeightsError(f"{path}: {error}") from None
     return metadata

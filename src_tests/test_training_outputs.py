@@ -8,20 +8,14 @@ import sys
 import pytest
 import torch
 from conftest import REPO, synthetic_fundus
+from test_training import tiny_config
 
 from napari_attunet import load_model
 from napari_attunet.atomic import atomic_write_bytes, stale_temporaries
 from napari_attunet.cli import main
 from napari_attunet.datasets import samples_from_arrays
-from napari_attunet.training import TrainConfig, iter_train, resume_path, train
+from napari_attunet.training import iter_train, resume_path, train
 from napari_attunet.weights import read_metadata
-
-
-def tiny_config(**changes):
-    settings = dict(epochs=2, batch_size=2, input_size=64, base_channels=4, depth=3, val_fraction=0.0,
-                    val_every=1, device="cpu", warmup_epochs=1)
-    settings.update(changes)
-    return TrainConfig(**settings)
 
 
 @pytest.fixture(scope="module")
