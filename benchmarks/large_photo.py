@@ -3,7 +3,8 @@
     python benchmarks/large_photo.py [--megapixels 100] [--threads 2]
 
 The sample photograph (``skimage.data.retina()``, 1411 x 1411) is enlarged to the size
-asked for (4:3) and written as an 8-bit RGB JPEG and an uncompressed TIFF.  Each stage
+asked for (4:3) and written as an 8-bit RGB JPEG and an uncompressed TIFF (only read: the array segmented is
+the same).  Each stage
 runs in a fresh process, so its peak resident memory (``ru_maxrss``) is its own:
 
 * ``baseline``: Python, torch and the shipped network loaded, nothing read;
@@ -11,6 +12,9 @@ runs in a fresh process, so its peak resident memory (``ru_maxrss``) is its own:
 * ``segment``: read, then :func:`segment` without attention maps;
 * ``segment + attention``: read, then :func:`segment` with the attention maps (four
   float32 maps of the photo's size are returned).
+
+Times are given as CPU seconds (user + system, all threads), which a busy machine
+changes less than the wall-clock seconds given beside them.
 
 Prints a markdown table (copied into docs/reliability.md).
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -31,20 +36,23 @@ REPO = Path(__file__).resolve().parents[1]
 STAGE = r"""
 import json, resource, sys, time
 import torch
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 torch.set_num_threads(int(sys.argv[3]))
 from napari_attunet import load_model, segment
 from napari_attunet.imageio import read_image
 stage, path = sys.argv[1], sys.argv[2]
 model = load_model(device="cpu")
 seconds = {}
-start = time.perf_counter()
+start, start_cpu = time.perf_counter(), cpu()
 if stage != "baseline":
     image = read_image(path)
-    seconds["read"] = time.perf_counter() - start
+    seconds["read"], seconds["read_cpu"] = time.perf_counter() - start, cpu() - start_cpu
 if stage.startswith("segment"):
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu()
     result = segment(image, model, "cpu", attention=stage.endswith("attention"))
-    seconds["segment"] = time.perf_counter() - start
+    seconds["segment"], seconds["segment_cpu"] = time.perf_counter() - start, cpu() - start_cpu
     seconds["disc_found"] = bool(result.disc_found)
 print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **seconds}))
 """
@@ -88,17 +96,19 @@ def main() -> None:
             width, height = image.size
         print(f"{width} x {height} pixels ({width * height / 1e6:.1f} MP), torch threads {args.threads}, "
               f"{platform.processor() or platform.machine()}, Python {platform.python_version()}\n")
-        print("| file | stage | peak memory (MB) | read (s) | segment (s) |")
+        load = os.getloadavg()[0]
+        print(f"load average when starting: {load:.1f} on {os.cpu_count()} cores\n")
+        print("| file | stage | peak memory (MB) | read: CPU s (wall s) | segment: CPU s (wall s) |")
         print("| --- | --- | ---: | ---: | ---: |")
         for kind, path in paths.items():
             size = path.stat().st_size / 1e6
             for stage in ("baseline", "read", "segment", "segment + attention"):
-                if stage == "baseline" and kind != "JPEG":
+                if kind != "JPEG" and stage != "read":  # after reading, the same array is segmented
                     continue
                 result = run_stage(stage.replace(" + ", "_"), path, args.threads)
                 label = "-" if stage == "baseline" else f"{kind}, {size:.0f} MB"
-                read = f"{result['read']:.1f}" if "read" in result else ""
-                seconds = f"{result['segment']:.1f}" if "segment" in result else ""
+                read = f"{result['read_cpu']:.1f} ({result['read']:.1f})" if "read" in result else ""
+                seconds = f"{result['segment_cpu']:.1f} ({result['segment']:.1f})" if "segment" in result else ""
                 print(f"| {label} | {stage} | {result['peak_mb']:.0f} | {read} | {seconds} |", flush=True)
 
 

@@ -219,9 +219,10 @@ def check_outputs(out: Path, resume: bool, overwrite: bool) -> None:
                          "with resume (--resume), or choose another output file")
 
 
-def _resume_settings_problem(stored: dict | None, current: dict) -> str | None:
-    if stored is None:
-        return None
+def _resume_settings_problem(stored: dict, current: dict) -> str | None:
+    """Which recorded settings differ; a setting newer than the record matches at its default."""
+    defaults = asdict(TrainConfig())
+    stored = {**{k: v for k, v in defaults.items() if k in current}, **stored}
     changed = [key for key in sorted(set(stored) | set(current)) if stored.get(key) != current.get(key)]
     if not changed:
         return None
