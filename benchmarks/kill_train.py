@@ -98,16 +98,25 @@ def epochs_done(out: Path) -> int:
         return json.loads(handle.metadata()["napari_attunet_resume"])["epoch"]
 
 
+def print_row(row: dict) -> None:
+    print(f"| {row['trial']} | {'--resume' if row['resume'] else 'a new run'} | {row['delay']:.1f}"
+          f"{' (ended first)' if row['finished'] else ''} | {row['epochs'][0]} -> {row['epochs'][1]} | "
+          f"{row['weights']} | {row['state']} | {len(row['tmp'])} ({row['tmp_mb']:.0f}) |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-delay", type=float, default=10.0,
+    parser.add_argument("--max-delay", type=float, default=20.0,
                         help="longest wait after the first training step before the kill (s)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     rows = []
+    print("| trial | started with | killed after the first step (s) | epochs done before -> after | `--out` | "
+          "resume state | `.tmp` files left (MB) |")
+    print("| ---: | --- | ---: | --- | --- | --- | --- |", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         data, out = Path(folder) / "data", Path(folder) / "run" / "net.safetensors"
         make_data(data)
@@ -132,18 +141,12 @@ def main() -> None:
             found = inspect(out)
             rows.append({"trial": trial, "resume": resume, "delay": delay, "epochs": (before, epochs_done(out)),
                          "finished": finished, **found})
+            print_row(rows[-1])
             if finished:
                 break
         final = subprocess.run(command(data, out, epochs_done(out) > 0), env=env, capture_output=True, text=True)
         after = inspect(out)
 
-    print("| trial | started with | killed after the first step (s) | epochs done before -> after | `--out` | "
-          "resume state | `.tmp` files left (MB) |")
-    print("| ---: | --- | ---: | --- | --- | --- | --- |")
-    for row in rows:
-        print(f"| {row['trial']} | {'--resume' if row['resume'] else 'a new run'} | {row['delay']:.1f}"
-              f"{' (ended first)' if row['finished'] else ''} | {row['epochs'][0]} -> {row['epochs'][1]} | "
-              f"{row['weights']} | {row['state']} | {len(row['tmp'])} ({row['tmp_mb']:.0f}) |")
     left = sum(1 for row in rows if row["tmp"])
     broken = sum(1 for row in rows for key in ("weights", "state") if row[key].startswith("broken"))
     print(f"\n{len(rows)} kills: {broken} broken files, {left} kills left `.tmp` files. "
