@@ -149,7 +149,9 @@ def main() -> None:
 
     left = sum(1 for row in rows if row["tmp"])
     broken = sum(1 for row in rows for key in ("weights", "state") if row[key].startswith("broken"))
-    print(f"\n{len(rows)} kills: {broken} broken files, {left} kills left `.tmp` files. "
+    kills = sum(1 for row in rows if not row["finished"])
+    print(f"\n{kills} kills in {len(rows)} runs: {broken} broken files, {left} kills left `.tmp` files "
+          "(each removed by the next run). "
           f"Last run (--resume to epoch {EPOCHS}): exit code {final.returncode}, `--out` {after['weights']}, "
           f"{len(after['tmp'])} `.tmp` files left afterwards.")
 
