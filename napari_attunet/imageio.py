@@ -159,7 +159,8 @@ def _read_pillow(path: Path, max_pixels: int | None, formats: tuple[str, ...]) -
         if frames > 1 and image.format != "MPO":  # an MPO's second image is the camera's preview
             warnings.warn(f"{path}: animated image with {frames} frames; only frame 1 is used",
                           ImageReadWarning, stacklevel=4)
-        image = ImageOps.exif_transpose(image)
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)  # no copy: a 100 MP photo is 300 MB
         mode = image.mode
         if mode == "P":
             image = image.convert("RGBA" if "transparency" in image.info else "RGB")
