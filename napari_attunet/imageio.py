@@ -36,7 +36,7 @@ PILLOW_FORMATS = ("PNG", "JPEG", "MPO", "BMP", "GIF", "WEBP")
 FORMAT_NAMES = "PNG, JPEG, TIFF, BMP, GIF or WebP"
 DEFAULT_MAX_PIXELS = 150_000_000
 """Largest image :func:`read_image` decodes unless told otherwise: a 100-megapixel photograph
-costs about 3 GB while it is segmented (docs/reliability.md)."""
+takes about 1.3 GB while it is read and segmented (docs/reliability.md)."""
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _PILLOW_LIMIT = threading.Lock()
 
