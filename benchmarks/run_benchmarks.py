@@ -53,7 +53,7 @@ def fine_size(model) -> int:
     """The input size the shipped network runs at (its fine pass)."""
     from napari_attunet.inference import DEFAULT_PREPROCESSING
 
-    return model.metadata.get("preprocessing", {}).get("fine_size", DEFAULT_PREPROCESSING["fine_size"])
+    return model.weights_info.metadata.get("preprocessing", {}).get("fine_size", DEFAULT_PREPROCESSING["fine_size"])
 
 
 def bench_segment_vs_monai(model, photo: np.ndarray, repeats: int) -> dict:

@@ -75,7 +75,10 @@ def _add_train(subparsers) -> None:
     p.add_argument("--freeze-encoder", action="store_true")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--resume", action="store_true", help="continue from <out>.resume.safetensors")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run into --out from <out>.resume.safetensors (same settings)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out file (and its resume state) with a new run")
     p.add_argument("--log", type=Path, default=None, help="append one JSON line per epoch here")
 
 
@@ -148,8 +151,9 @@ def _train(args, argv) -> int:
     import torch
 
     from .datasets import is_drishti, load_dataset
-    from .training import TrainConfig, iter_train
+    from .training import TrainConfig, check_outputs, iter_train
 
+    check_outputs(args.out, args.resume, args.overwrite)  # before the minutes of loading the data
     if args.threads:
         torch.set_num_threads(args.threads)
     samples = load_dataset(args.data, "train")
@@ -171,7 +175,7 @@ def _train(args, argv) -> int:
     from tqdm import tqdm
 
     bar = None
-    for event in iter_train(samples, args.out, config, resume=args.resume):
+    for event in iter_train(samples, args.out, config, resume=args.resume, overwrite=args.overwrite):
         if bar is None:
             bar = tqdm(total=event.total, initial=event.step - (1 if event.stage == "train" else 0),
                        unit="step", dynamic_ncols=True, file=sys.stderr)
@@ -233,10 +237,10 @@ def _calibrate(args) -> int:
         missed = report["discs_not_found"]
         listed = f": {', '.join(missed)}" if missed else ""
         print(f"{len(samples)} images ({len(missed)} without a disc found{listed}); "
-              f"weights {model.weights_name} ({model.weights_sha256[:12]}); chosen cup threshold {chosen:.2f}")
+              f"weights {model.weights_info.name} ({model.weights_info.sha256[:12]}); chosen cup threshold {chosen:.2f}")
     if args.apply:
         source = (f"napari-attunet calibrate on {len(samples)} images of {args.data.name} ({args.split}) "
-                  f"(weights SHA-256 {model.weights_sha256[:12]}…)")
+                  f"(weights SHA-256 {model.weights_info.sha256[:12]}…)")
         digest = store_thresholds(model, args.weights, report["disc_threshold"], chosen, source)
         print(f"{args.weights}: thresholds disc {report['disc_threshold']:.2f}, cup {chosen:.2f}; sha256 {digest}",
               file=sys.stderr)

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .batch import csv_bytes, csv_row, output_paths, write_result
     from .inference import segment
-    from .files import atomic_write_bytes
+    from .atomic import atomic_write_bytes
     from .weights import load_model
 
     image = skimage.data.retina()

@@ -16,6 +16,7 @@ disc-centred crops alike (see :mod:`napari_attunet.training`).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Sequence
 
@@ -25,6 +26,7 @@ from scipy import ndimage
 
 from . import __version__
 from .devices import resolve_device
+from .imageio import flatten_alpha
 from .measure import Measurements, disc_shape_warning, measure
 from .confidence import Quality, crop_quality
 from .model import AttentionUNet
@@ -122,14 +124,14 @@ class Crop:
 
 
 def _preprocessing(model: AttentionUNet) -> dict:
-    return {**DEFAULT_PREPROCESSING, **getattr(model, "metadata", {}).get("preprocessing", {})}
+    return {**DEFAULT_PREPROCESSING, **model.weights_info.metadata.get("preprocessing", {})}
 
 
 def model_thresholds(model: AttentionUNet) -> tuple[float, float]:
     """The (disc, cup) thresholds the model's weights file recommends (0.5 for a bare network)."""
     from .weights import thresholds_from
 
-    return thresholds_from(getattr(model, "metadata", None) or {})
+    return thresholds_from(model.weights_info.metadata)
 
 
 def provenance(model: AttentionUNet, disc_threshold: float, cup_threshold: float, device: torch.device) -> dict:
@@ -137,8 +139,8 @@ def provenance(model: AttentionUNet, disc_threshold: float, cup_threshold: float
     return {
         "package": "napari-attunet",
         "package_version": __version__,
-        "weights": getattr(model, "weights_name", "in-memory model"),
-        "weights_sha256": getattr(model, "weights_sha256", ""),
+        "weights": model.weights_info.name,
+        "weights_sha256": model.weights_info.sha256,
         "disc_threshold": float(disc_threshold),
         "cup_threshold": float(cup_threshold),
         "device": str(device),
@@ -150,11 +152,15 @@ def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     array = validate_image(image)
     if array.ndim == 2:
         array = array[..., None]
-    array = array[..., :3]
+    array = flatten_alpha(array) if array.shape[-1] == 4 else array  # transparent is black, like the border
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
     if array.dtype == np.uint16:
-        array = array.astype(np.int32)  # torch lacks most uint16 kernels
-    elif array.dtype.itemsize == 8 or array.dtype in (np.float16, np.uint32):
-        array = array.astype(np.float32)  # torch lacks most uint32 kernels; float32 keeps 24 bits
+        array = array.astype(np.int32)  # torch lacks most uint16 and uint32 kernels
+    elif array.dtype == np.uint32:
+        array = array.astype(np.int64)
+    elif array.dtype.itemsize == 8 or array.dtype == np.float16:
+        array = array.astype(np.float32)
     array = np.ascontiguousarray(array)
     if not array.flags.writeable:  # torch warns on read-only memory (e.g. images from PIL)
         array = array.copy()
@@ -442,9 +448,19 @@ class Segmenter:
 
 
 def _as_list(images) -> tuple[list, bool]:
-    if isinstance(images, np.ndarray) or not isinstance(images, Sequence):
-        return [images], False
-    return list(images), True
+    """``(items, many)``; file paths are read (:func:`~napari_attunet.imageio.read_image`)."""
+    from .imageio import read_image
+
+    def item(value):
+        if isinstance(value, (str, os.PathLike)):
+            return read_image(value)
+        if isinstance(value, (bytes, bytearray)):
+            raise ValueError("got bytes; pass an image array or the path of an image file")
+        return value
+
+    if isinstance(images, (np.ndarray, str, os.PathLike, bytes, bytearray)) or not isinstance(images, Sequence):
+        return [item(images)], False
+    return [item(value) for value in images], True
 
 
 def iter_segment(images, model: AttentionUNet | None = None, device: str | torch.device = "auto", *,
@@ -490,7 +506,8 @@ def segment(images, model: AttentionUNet | None = None, device: str | torch.devi
     """Segment the optic disc and cup of one fundus photograph (or a list of them).
 
     Args:
-        images: ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` array (any integer or float dtype), or a list.
+        images: ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` array (any integer or float dtype; alpha is
+            composited onto black), the path of an image file, or a list of them.
         model: a network from :func:`napari_attunet.load_model`; None loads the shipped default weights.
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"``.
         disc_threshold, cup_threshold: probability above which a pixel belongs to the structure;

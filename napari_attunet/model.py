@@ -20,6 +20,7 @@ feature is concatenated with the upsampled decoder feature.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -82,6 +83,22 @@ class GridAttentionGate(nn.Module):
         return self.output(alpha * x), alpha
 
 
+@dataclass
+class WeightsInfo:
+    """Where a network's weights came from: the file's name, its SHA-256 and its metadata.
+
+    A network built in memory (not loaded from a file) has the defaults.
+    """
+
+    name: str = "in-memory model"
+    sha256: str = ""
+    metadata: dict = field(default_factory=dict)
+    """The file's napari-attunet metadata without ``config`` and ``format`` (thresholds,
+    preprocessing, training, metrics, ...)."""
+    notes: list[str] = field(default_factory=list)
+    """What loading noticed that a user may want to know (e.g. no tensor checksum to verify)."""
+
+
 class AttentionUNetOutput(NamedTuple):
     logits: torch.Tensor
     """``(N, out_channels, H, W)``"""
@@ -128,6 +145,8 @@ class AttentionUNet(nn.Module):
             "attention": bool(attention),
             "deep_supervision": bool(deep_supervision),
         }
+        self.weights_info = WeightsInfo()
+        """Set by :func:`napari_attunet.load_model`; outputs carry its name and SHA-256."""
         widths = [base_channels * 2**i for i in range(depth)]
         self.encoders = nn.ModuleList()
         previous = in_channels

@@ -6,6 +6,12 @@ the next step.  The best network by validation Dice (mean of OD and OC) is writt
 to ``out`` whenever it improves, and the full training state to
 ``<out>.resume.safetensors`` after every epoch, both atomically, so a kill at any
 moment leaves the last good files and ``resume=True`` continues where it stopped.
+
+An existing ``out`` (or resume state) is replaced only with ``overwrite=True``; resuming
+continues into the same ``out``.  The resume state records the run's settings and
+images, and resuming with others is refused: they would silently change the run (the
+learning-rate schedule follows ``epochs``, for one).  Temporary files that a killed
+run left beside ``out`` are removed when the next run starts.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -24,6 +31,7 @@ from safetensors.torch import load_file as load_tensors
 from safetensors.torch import save as save_tensors_bytes
 
 from . import __version__
+from .atomic import atomic_write_bytes, remove_stale_temporaries
 from .augment import sample_view
 from .datasets import Sample
 from .devices import resolve_device
@@ -32,7 +40,6 @@ from .evaluation import score_sample, summarise
 from .model import AttentionUNet
 from .preprocessing import disc_geometry
 from .progress import Progress, Stopwatch, run_to_end
-from .files import atomic_write_bytes
 from .weights import UNCALIBRATED_THRESHOLDS, load_model, save_weights, thresholds_from
 
 
@@ -174,13 +181,14 @@ def _initial_model(config: TrainConfig, device: torch.device) -> AttentionUNet:
     settings = {**base.config, "deep_supervision": config.deep_supervision}
     model = AttentionUNet(**settings)
     model.load_state_dict(base.state_dict(), strict=False)  # deep heads are new when absent before
-    model.metadata = dict(getattr(base, "metadata", {}))
+    info = base.weights_info
+    model.weights_info.metadata = dict(info.metadata)
     # Keep the lineage: how the starting network was trained (its own ancestors included).
-    model.metadata["fine_tuned_from"] = {"weights": base.weights_name, "sha256": base.weights_sha256,
-                                         "training": base.metadata.get("training", {}),
-                                         "fine_tuned_from": base.metadata.get("fine_tuned_from")}
+    model.weights_info.metadata["fine_tuned_from"] = {"weights": info.name, "sha256": info.sha256,
+                                                      "training": info.metadata.get("training", {}),
+                                                      "fine_tuned_from": info.metadata.get("fine_tuned_from")}
     # Keep the preprocessing the base network was trained with.
-    config.context = base.metadata.get("preprocessing", {}).get("context", config.context)
+    config.context = info.metadata.get("preprocessing", {}).get("context", config.context)
     return model
 
 
@@ -208,45 +216,125 @@ def resume_path(out: str | os.PathLike) -> Path:
     return out.with_name(out.name + ".resume.safetensors")
 
 
+RESUMABLE_DIFFERENCES = ("device", "threads", "command", "data_description")
+"""Settings a resumed run may change: where and how fast it runs, not what it computes."""
+RESUME_KEY = "napari_attunet_resume"
+
+
+def run_settings(config: TrainConfig, train_names: Sequence[str], val_names: Sequence[str]) -> dict:
+    """What a resumed run must share with the run it continues: settings and images."""
+    settings = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_DIFFERENCES}
+    return json.loads(json.dumps({**settings, "train_images": list(train_names),
+                                  "validation_images": list(val_names)}))
+
+
+def check_outputs(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to replace an earlier run's files unless asked; refuse to resume without a state."""
+    resume_file = resume_path(out)
+    if out.is_dir():
+        raise ValueError(f"{out} is a folder; the output must be a weights file name (.safetensors)")
+    if resume:
+        if not resume_file.is_file():
+            raise ValueError(f"{resume_file}: no resume state to continue from (no run into {out.name} was "
+                             "interrupted here); start without resume")
+        return
+    existing = [path for path in (out, resume_file) if path.exists()]
+    if existing and not overwrite:
+        raise ValueError(f"{existing[0]} exists; replace it with overwrite (--overwrite), continue its run "
+                         "with resume (--resume), or choose another output file")
+
+
+def _resume_settings_problem(stored: dict, current: dict) -> str | None:
+    """Which recorded settings differ; a setting newer than the record matches at its default."""
+    defaults = asdict(TrainConfig())
+    stored = {**{k: v for k, v in defaults.items() if k in current}, **stored}
+    changed = [key for key in sorted(set(stored) | set(current)) if stored.get(key) != current.get(key)]
+    if not changed:
+        return None
+    shown = [key if key.endswith("images") else f"{key} {stored.get(key)!r} -> {current.get(key)!r}"
+             for key in changed[:4]]
+    return ("was written by a run with other settings or images (" + "; ".join(shown) + "); resume with the "
+            "same ones, or start a new run with overwrite (--overwrite)")
+
+
 def _save_resume(path: Path, model, optimizer, state: dict) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     for param_id, values in optimizer.state_dict()["state"].items():
         for key, value in values.items():
             tensor = value if torch.is_tensor(value) else torch.tensor(value)
             tensors[f"optim.{param_id}.{key}"] = tensor.detach().cpu().contiguous()
-    data = save_tensors_bytes(tensors, metadata={"napari_attunet_resume": json.dumps(state)})
+    data = save_tensors_bytes(tensors, metadata={RESUME_KEY: json.dumps(state)})
     atomic_write_bytes(path, data)
 
 
-def _load_resume(path: Path, model, optimizer) -> dict:
+def _read_resume_state(path: Path) -> dict:
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
-        state = json.loads(handle.metadata()["napari_attunet_resume"])
-    tensors = load_tensors(str(path))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            state = json.loads((handle.metadata() or {})[RESUME_KEY])
+    except Exception as error:  # safetensors raises its own types on damaged files
+        raise ValueError(f"{path}: not a readable napari-attunet resume state ({type(error).__name__}: "
+                         f"{error}); start a new run with overwrite (--overwrite)") from None
+    fields = {"epoch": int, "best_score": (int, float), "best_epoch": int, "history": list, "seconds": (int, float)}
+    if not isinstance(state, dict) or any(not isinstance(state.get(k), t) or isinstance(state.get(k), bool)
+                                          for k, t in fields.items()):
+        raise ValueError(f"{path}: the resume state is damaged (fields {', '.join(fields)} expected)")
+    if "settings" in state and not isinstance(state["settings"], dict):
+        raise ValueError(f"{path}: the resume state is damaged ('settings' is not an object)")
+    return state
+
+
+def _load_resume(path: Path, model, optimizer, settings: dict) -> dict:
+    """Restore model and optimizer from ``path``; refuse another run's state with a message naming the file."""
+    state = _read_resume_state(path)
+    if state.get("settings") is None:
+        warnings.warn(f"{path} records no run settings (written by an older napari-attunet); they could not "
+                      "be checked against this run's", UserWarning, stacklevel=3)
+    elif problem := _resume_settings_problem(state["settings"], settings):
+        raise ValueError(f"{path} {problem}")
+    try:
+        tensors = load_tensors(str(path))
+    except Exception as error:  # truncated or damaged tensor data
+        raise ValueError(f"{path}: damaged resume state ({type(error).__name__}: {error}); start a new run "
+                         "with overwrite (--overwrite)") from None
+    weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in weights.items()}
+    if found != expected:
+        differing = sorted(set(found) ^ set(expected)) or [k for k in expected if found[k] != expected[k]]
+        raise ValueError(f"{path}: the resume state holds another network than this run's (first difference: "
+                         f"{differing[0]}); resume with the same settings, or start a new run with overwrite "
+                         "(--overwrite)")
+    model.load_state_dict(weights)
     optim_state = optimizer.state_dict()
     restored: dict = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, param_id, name = key.split(".", 2)
-            restored.setdefault(int(param_id), {})[name] = value
-    optim_state["state"] = restored
-    optimizer.load_state_dict(optim_state)
+    try:
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, param_id, name = key.split(".", 2)
+                restored.setdefault(int(param_id), {})[name] = value
+        optim_state["state"] = restored
+        optimizer.load_state_dict(optim_state)
+    except (ValueError, KeyError, RuntimeError) as error:
+        raise ValueError(f"{path}: the optimiser state does not fit this run ({error})") from None
     return state
 
 
 def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainConfig | None = None, *,
-               val_samples: Sequence[Sample] | None = None, resume: bool = False) -> Iterator[Progress]:
+               val_samples: Sequence[Sample] | None = None, resume: bool = False,
+               overwrite: bool = False) -> Iterator[Progress]:
     """Train on ``samples`` and write the best network to ``out``; yields progress events.
 
     Validation uses ``val_samples`` when given, else ``config.val_fraction`` of ``samples``
     (without validation, the last epoch's network is kept).  The final event's result is
-    the path of the saved weights.
+    the path of the saved weights.  An existing ``out`` or resume state is refused unless
+    ``overwrite``; ``resume`` continues the run whose state lies beside ``out``.
     """
     config = config or TrainConfig()
     config.validate()
     out = Path(out)
+    check_outputs(out, resume, overwrite)
     if not samples:
         raise ValueError("no training samples")
     for sample in samples:
@@ -271,23 +359,29 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
     views = _Views(train_samples, device)
     steps_per_epoch = max(1, math.ceil(len(views) / config.batch_size))
     total_steps = steps_per_epoch * config.epochs
-    state = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0}
+    train_names = [s.name for s in train_samples]
+    val_names = [s.name for s in val_samples]
+    settings = run_settings(config, train_names, val_names)
     resume_file = resume_path(out)
-    if resume and resume_file.exists():
-        state = _load_resume(resume_file, model, optimizer)
-    metadata = dict(getattr(model, "metadata", {}))
+    for stale in (out, resume_file):
+        remove_stale_temporaries(stale)
+    state = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0}
+    if resume:
+        state = _load_resume(resume_file, model, optimizer, settings)
+    else:
+        resume_file.unlink(missing_ok=True)  # a replaced run's state must not be resumed into this one
+    state["settings"] = settings
+    metadata = dict(model.weights_info.metadata)
     metadata["preprocessing"] = {**DEFAULT_PREPROCESSING, **metadata.get("preprocessing", {}),
                                  "context": config.context}
     # Training changes how confident the network is, so a parent's calibrated thresholds do not carry over.
     metadata["thresholds"] = dict(UNCALIBRATED_THRESHOLDS)
     thresholds = thresholds_from(metadata)
-    train_names = [s.name for s in train_samples]
-    val_names = [s.name for s in val_samples]
     clock = Stopwatch()
     seconds_before = state["seconds"]
 
     def save_best(metrics: dict) -> None:
-        model.metadata = {
+        model.weights_info.metadata = {
             **metadata,
             "training": {
                 "config": asdict(config),
@@ -359,8 +453,9 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
 
 
 def train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainConfig | None = None, *,
-          val_samples: Sequence[Sample] | None = None, resume: bool = False,
+          val_samples: Sequence[Sample] | None = None, resume: bool = False, overwrite: bool = False,
           progress: Callable[[Progress], None] | None = None,
           cancel: Callable[[], bool] | None = None) -> Path:
     """Plain-call form of :func:`iter_train`; returns the path of the saved weights."""
-    return run_to_end(iter_train(samples, out, config, val_samples=val_samples, resume=resume), cancel, progress)
+    return run_to_end(iter_train(samples, out, config, val_samples=val_samples, resume=resume,
+                                 overwrite=overwrite), cancel, progress)

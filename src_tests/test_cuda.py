@@ -51,6 +51,6 @@ def test_training_on_cuda_writes_weights_and_releases_the_gpu(tmp_path):
                          val_every=1, device="cuda", warmup_epochs=1)
     out = train(samples, tmp_path / "net.safetensors", config)
     model = load_model(out, device="cpu")
-    assert model.metadata["training"]["device"].startswith("cuda")
+    assert model.weights_info.metadata["training"]["device"].startswith("cuda")
     gc.collect()
     assert torch.cuda.memory_allocated() - before < 1 << 20  # nothing of the run stays on the GPU

@@ -42,7 +42,7 @@ def test_sample_photo_disc_is_found_where_it_is(retina_result, retina, default_m
         outside = attention.copy()
         outside[max(top, 0):bottom, max(left, 0):right] = 0
         assert not outside.any()  # zero outside the analysed crop
-    assert result.provenance["weights_sha256"] == default_model.weights_sha256
+    assert result.provenance["weights_sha256"] == default_model.weights_info.sha256
     assert result.provenance["package_version"]
 
 

@@ -68,11 +68,11 @@ def test_two_epoch_finetune_from_layers_then_segment_with_it(viewer, qtbot, tmp_
     changed = [name for name, tensor in tuned.state_dict().items()
                if tensor.is_floating_point() and not np.allclose(tensor.numpy(), default.state_dict()[name].numpy())]
     assert changed, "fine-tuning did not change any weight"
-    training = tuned.metadata["training"]
+    training = tuned.weights_info.metadata["training"]
     assert training["epochs_trained"] == 2 and training["config"]["init_weights"] == "default"
     assert "left" in training["data"] and "right" in training["data"]
     assert sorted(training["train_images"]) == ["left", "right"]
-    assert tuned.metadata["fine_tuned_from"]["sha256"] == default.weights_sha256
+    assert tuned.weights_info.metadata["fine_tuned_from"]["sha256"] == default.weights_info.sha256
     # live feedback: one point per epoch in the plot, the bar full, a message with the file
     assert [h["epoch"] for h in widget.history] == [1, 2] and len(widget.plot.history) == 2
     assert widget.progress.value == widget.progress.max
@@ -110,7 +110,7 @@ def test_cancel_keeps_the_best_checkpoint(viewer, qtbot, tmp_path, messages):
     qtbot.waitUntil(lambda: not job.running, timeout=300_000)
     assert job.outcome == "cancelled"
     assert 1 <= len(widget.history) < 30
-    assert out.is_file() and load_model(out, device="cpu").metadata["training"]["epochs_trained"] >= 1
+    assert out.is_file() and load_model(out, device="cpu").weights_info.metadata["training"]["epochs_trained"] >= 1
     assert "best checkpoint" in widget.last_message and widget.use_button.enabled
     assert widget.train_button.enabled and not widget.cancel_button.enabled
 
@@ -135,7 +135,7 @@ def test_finetune_from_a_folder(viewer, qtbot, tmp_path, messages):
     job = widget.train()
     qtbot.waitUntil(lambda: not job.running, timeout=300_000)
     assert job.outcome == "done", widget.last_message
-    assert str(folder) in load_model(out, device="cpu").metadata["training"]["data"]
+    assert str(folder) in load_model(out, device="cpu").weights_info.metadata["training"]["data"]
 
 
 def test_wrong_inputs_show_a_message(viewer, qtbot, tmp_path, messages):

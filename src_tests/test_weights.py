@@ -22,7 +22,7 @@ def test_round_trip_keeps_weights_config_and_metadata(tmp_path, small_model):
     assert loaded.config == small_model.config
     for (name, a), b in zip(small_model.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(a, b), name
-    assert loaded.weights_sha256 == digest
+    assert loaded.weights_info.sha256 == digest
     meta = read_metadata(path)
     assert meta["training"]["data"] == "unit test"
     assert meta["classes"] == ["optic disc", "optic cup"]
@@ -125,7 +125,10 @@ def test_thresholds_travel_with_the_weights_and_bad_ones_are_refused(tmp_path, s
     assert Segmenter(load_model(bare, device="cpu"), torch.device("cpu")).cup_threshold == 0.5
 
     for bad in ({"cup": 1.5}, {"disc": "high"}, [0.5, 0.5]):
-        save_weights(small_model, path, {"thresholds": bad})
+        with pytest.raises(ValueError, match="threshold"):  # never written ...
+            save_weights(small_model, path, {"thresholds": bad})
+        document = {**read_metadata(bare), "thresholds": bad}  # ... but a file may come from anywhere
+        save_file(small_model.state_dict(), str(path), metadata={"napari_attunet": json.dumps(document)})
         with pytest.raises(WeightsError, match="threshold") as info:
             load_model(path, device="cpu")
         assert "net.safetensors" in str(info.value)

@@ -23,12 +23,12 @@ def main() -> int:
     args = parser.parse_args()
     candidate = load_model(args.candidate, device="cpu")
     current = load_model(None, device="cpu")
-    metadata = dict(candidate.metadata)
+    metadata = dict(candidate.weights_info.metadata)
     parent = metadata.get("fine_tuned_from")
-    if parent and parent.get("sha256") == current.weights_sha256 and not parent.get("training"):
-        metadata["fine_tuned_from"] = {**parent, "training": current.metadata.get("training", {}),
-                                       "metrics": current.metadata.get("metrics", {})}
-    candidate.metadata = metadata
+    if parent and parent.get("sha256") == current.weights_info.sha256 and not parent.get("training"):
+        metadata["fine_tuned_from"] = {**parent, "training": current.weights_info.metadata.get("training", {}),
+                                       "metrics": current.weights_info.metadata.get("metrics", {})}
+    candidate.weights_info.metadata = metadata
     digest = save_weights(candidate, default_weights_path())
     print(f"{default_weights_path()}: sha256 {digest}")
     return 0

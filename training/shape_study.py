@@ -53,7 +53,7 @@ def main() -> int:
             print(f"{key:26s} OD {report[key]['od']:.4f}  OC {report[key]['oc']:.4f}  "
                   f"vCDR MAE {report[key]['vcdr']:.4f}", flush=True)
     out = args.out or REPO / "training" / f"shape_study_{args.split}.json"
-    out.write_text(json.dumps({"split": args.split, "weights": model.weights_name, "results": report},
+    out.write_text(json.dumps({"split": args.split, "weights": model.weights_info.name, "results": report},
                               indent=2) + "\n")
     return 0
 

@@ -69,8 +69,8 @@ def report(data: Path, out: Path) -> None:
         model = load_model(FOLDS / f"fold{fold}.safetensors", device="cpu")
         seen = calibrate(both[fold], model, device)
         unseen = calibrate(both[1 - fold], model, device)
-        entry = {"weights_sha256": model.weights_sha256,
-                 "epochs": model.metadata["training"]["epochs_trained"],
+        entry = {"weights_sha256": model.weights_info.sha256,
+                 "epochs": model.weights_info.metadata["training"]["epochs_trained"],
                  "train_images": len(both[fold]),
                  "chosen_on_seen": seen["cup_threshold"], "chosen_on_unseen": unseen["cup_threshold"],
                  "seen": {str(t): s for t, s in seen["summary"].items()},

@@ -43,7 +43,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(2)
     model = load_model(args.weights, device="cpu")
-    held_out = set(model.metadata.get("training", {}).get("validation_images", []))
+    held_out = set(model.weights_info.metadata.get("training", {}).get("validation_images", []))
     samples = load_dataset(args.data, args.split)
     calibration = calibrate(samples, model, torch.device("cpu"))
     rows = calibration["rows"]
@@ -60,13 +60,13 @@ def main() -> int:
                   f"below masks {s['below_masks']}/{s['images']}")
     print(f"chosen cup threshold: {chosen}")
     out = args.out or REPO / "training" / f"threshold_study_{args.split}.json"
-    out.write_text(json.dumps({"split": args.split, "weights": model.weights_name,
-                               "weights_sha256": model.weights_sha256, "rule": RULE, "chosen_cup_threshold": chosen,
+    out.write_text(json.dumps({"split": args.split, "weights": model.weights_info.name,
+                               "weights_sha256": model.weights_info.sha256, "rule": RULE, "chosen_cup_threshold": chosen,
                                "results": report}, indent=2) + "\n")
     if args.apply:
         target = args.weights or default_weights_path()
         source = (f"training/threshold_study.py on {len(rows)} images of {args.data.name} ({args.split} split) "
-                  f"(weights SHA-256 {model.weights_sha256[:12]}…, rule in the script's docstring)")
+                  f"(weights SHA-256 {model.weights_info.sha256[:12]}…, rule in the script's docstring)")
         digest = store_thresholds(model, target, calibration["disc_threshold"], chosen, source)
         print(f"{target}: thresholds disc {calibration['disc_threshold']}, cup {chosen}; sha256 {digest}")
     return 0

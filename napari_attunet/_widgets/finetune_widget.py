@@ -266,6 +266,9 @@ class FinetuneWidget(Container):
         except ValueError as error:
             self._message(str(error), "error")
             return None
+        if out.exists() and not self.confirm_replace(out):
+            self._message(f"{out.name} was kept; choose another file name to save to", "warning")
+            return None
         self.plot.clear()
         self.progress.value = 0
         self.saved_path = None
@@ -274,10 +277,20 @@ class FinetuneWidget(Container):
         self._out = out
         self._set_running(True)
         self.status.value = f"preparing {'the folder' if folder else f'{len(samples)} image(s)'}…"
-        self.job = Job(_train_job(samples, folder, out, config), on_event=self._on_event, on_done=self._on_done,
+        self.job = Job(_train_job(samples, folder, out, config, overwrite=True), on_event=self._on_event, on_done=self._on_done,
                        on_error=self._on_error, on_cancelled=self._on_cancelled,
                        on_finished=self._on_finished)
         return self.job.start()
+
+    def confirm_replace(self, path: Path) -> bool:
+        """Ask before training replaces an existing file."""
+        from qtpy.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(self.native, "Replace weights file?",
+                                      f"{path} exists. Replace it with the fine-tuned weights?",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def cancel(self) -> None:
         if self.job is not None and self.job.running:
@@ -360,7 +373,7 @@ def check_split(count: int, val_fraction: float) -> None:
                          "lower it (0 trains on every image without validation)")
 
 
-def _train_job(samples, folder, out: Path, config):
+def _train_job(samples, folder, out: Path, config, overwrite: bool = False):
     """Worker-thread side: load a folder when asked, then train."""
     from ..datasets import load_dataset
     from ..training import iter_train
@@ -371,7 +384,7 @@ def _train_job(samples, folder, out: Path, config):
         check_split(len(samples), config.val_fraction)
         config.data_description = f"folder {folder} ({len(samples)} images)"
     yield Progress("load", 0, 1, f"starting from {config.init_weights} weights, {len(samples)} image(s)…")
-    return (yield from forward(iter_train(samples, out, config)))
+    return (yield from forward(iter_train(samples, out, config, overwrite=overwrite)))
 
 
 def finetune_widget(napari_viewer: "napari.viewer.Viewer") -> FinetuneWidget:
