@@ -403,6 +403,13 @@ def test_renamed_photo_and_results_keep_measure_export_and_finetune_working(view
     assert widget.segment() is None and "open a fundus photograph" in messages[-1][1]
 
 
+def choose(menu, layer):
+    """Choose ``layer`` in a magicgui ComboBox as a person does (Qt's ``activated``)."""
+    index = next(i for i in range(menu.native.count()) if menu.native.itemData(i) is layer)
+    menu.native.setCurrentIndex(index)
+    menu.native.activated.emit(index)
+
+
 def test_masks_from_elsewhere_pair_by_name_or_in_the_menus(viewer, qtbot, messages):
     from test_plugin_finetune import crop_with_labels
 
@@ -416,8 +423,8 @@ def test_masks_from_elsewhere_pair_by_name_or_in_the_menus(viewer, qtbot, messag
     widget.image.value = photo
     assert widget.measure() is None and "'eye optic disc'" in messages[-1][1]
     # chosen in the menus: paired, and from then on they follow the photo through renames
-    widget.disc_labels.value = painted_disc
-    widget.cup_labels.value = painted_cup
+    choose(widget.disc_labels, painted_disc)
+    choose(widget.cup_labels, painted_cup)
     measured = widget.measure()
     assert measured is not None and measured.vcdr == pytest.approx(
         (np.ptp(np.flatnonzero(cup_mask.any(axis=1))) + 1) / (np.ptp(np.flatnonzero(disc_mask.any(axis=1))) + 1))
