@@ -158,7 +158,7 @@ class SegmentWidget(JobWidget):
                       label=" "),
         ])
         self.finish_form()
-        fixed_text_area(self.results, lines=_layers.RESULT_TEXT_LINES, wrap=True)
+        fixed_text_area(self.results, lines=_layers.RESULT_TEXT_LINES + 1, wrap=True)  # a line to spare
 
         self.weights.changed.connect(self._on_weights_choice)
         self.weights_file.changed.connect(self._follow_weights_thresholds)
@@ -407,17 +407,22 @@ class SegmentWidget(JobWidget):
         """The camera on the disc, the measurements, the disc labels selected for the brush."""
         if self.zoom_to_disc.value:
             look_at_disc(self.viewer, photo, metadata["measurements"], stack_shape)
-        disc = label_layers(self.viewer, photo)[0]
-        if disc is not None:
-            self.viewer.layers.selection.active = disc
+        self._select_disc(photo)
         self._shown_photo = None
         self.image.value = photo
         self.results.value = _layers.format_measurements(metadata["measurements"], metadata.get("confidence"))
         if pending:
             self.status.value = f"'{photo.name}': adding the attention maps (hidden)…"
 
+    def _select_disc(self, photo) -> None:
+        """Make the photo's disc labels the active layer, ready for the brush."""
+        disc = label_layers(self.viewer, photo)[0]
+        if disc is not None and self.viewer.layers.selection.active is not disc:
+            self.viewer.layers.selection.active = disc
+
     def _report(self, photo, results: list, metadata: dict) -> None:
-        """The last step: the bar full and a message."""
+        """The last step: the bar full, the disc labels active (adding a layer makes it active), a message."""
+        self._select_disc(photo)
         self.progress.value = PROGRESS_STEPS
         first = results[0]
         messages = metadata["messages"]
