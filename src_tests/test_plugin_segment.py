@@ -4,6 +4,7 @@ Tests check behaviour, never the exact numbers of the shipped weights.
 """
 
 import csv
+import itertools
 import time
 
 import numpy as np
@@ -187,7 +188,7 @@ def test_the_event_loop_turns_while_computing_and_between_result_layers(viewer, 
     assert job.outcome == "done", widget.last_message
     assert len(added) == len(result_layers(viewer)) >= 3  # attention maps, disc, cup
     assert any(window["start"] < t < window["result"] for t in ticks)  # the loop turned while computing
-    for before, after in zip(added, added[1:]):
+    for before, after in itertools.pairwise(added):
         assert any(before < t < after for t in ticks), "a result layer was added in the same loop turn as the last"
 
 
@@ -330,8 +331,9 @@ def test_grayscale_image_and_stack(viewer, qtbot, messages):
 
 def test_layer_data_tuples_work_with_the_viewer_add_methods(viewer):
     """``demo --view`` adds the tuples with ``viewer.add_<type>(data, **kwargs)``: every kwarg must be valid."""
-    from napari_attunet._layers import output_layer_names, result_layer_data
     from test_plugin_layers import fake_result
+
+    from napari_attunet._layers import output_layer_names, result_layer_data
 
     viewer.add_image(np.zeros((120, 100, 3), np.uint8), name="eye", rgb=True)
     for data, kwargs, layer_type in result_layer_data(fake_result(), "eye", show_probabilities=True):
