@@ -2,9 +2,11 @@
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py [--weights FILE]
 
-Opens napari, loads the sample photo through the plugin's sample-data entry, runs the
-"Segment optic disc & cup" widget and a short fine-tuning run in the "Fine-tune model"
-widget, and saves window screenshots (``viewer.screenshot(canvas_only=False)``).
+Opens the window of ``python -m napari_attunet.demo --view`` as the demo leaves it; then
+a fresh napari window, loads the sample photo through the plugin's sample-data entry,
+runs the "Segment optic disc & cup" widget, shows the attention maps as the user guide
+says, runs a short fine-tuning run in the "Fine-tune model" widget, and saves window
+screenshots (``viewer.screenshot(canvas_only=False)``).
 ``--weights`` stands in for the shipped default weights (e.g. a checkpoint still in training).
 """
 
@@ -55,49 +57,54 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path} {image.shape[1]} x {image.shape[0]}")
         return image
 
-    viewer = napari.Viewer(title="napari-attunet")
-    viewer.window._qt_window.resize(1600, 1000)
-    (photo,) = viewer.open_sample("napari-attunet", "retina")
-    _, segment = viewer.window.add_plugin_dock_widget("napari-attunet", "Segment optic disc & cup")
+    def idle(widget) -> None:
+        while widget.busy:
+            QApplication.processEvents()
+            time.sleep(0.01)
+        pump(0.5)
+
+    # 0. The window of `python -m napari_attunet.demo --view`, right after the demo.
+    import skimage.data
+
+    from napari_attunet.demo import view
+    from napari_attunet.inference import segment
+    from napari_attunet.weights import load_model
+
+    retina = skimage.data.retina()
+    viewer, demo_widget = view(retina, segment(retina, load_model(device="cpu"), device="cpu"))
+    idle(demo_widget)
+    shot("demo-view.png")
+    viewer.close()
     pump(1.0)
 
-    # 1. The sample, segmented: disc (red) and cup (yellow) label layers and the measurements.
-    job = segment.segment()
+    viewer = napari.Viewer(title="napari-attunet")
+    viewer.window.resize(1600, 1000)
+    (photo,) = viewer.open_sample("napari-attunet", "retina")
+    _, segment_widget = viewer.window.add_plugin_dock_widget("napari-attunet", "Segment optic disc & cup")
+    pump(1.0)
+
+    # 1. The sample after Segment: the widget centres on the disc (red) and cup (yellow).
+    job = segment_widget.segment()
     wait(job)
+    idle(segment_widget)
     if job.outcome != "done":
-        print(f"segmentation failed: {segment.last_message}", file=sys.stderr)
+        print(f"segmentation failed: {segment_widget.last_message}", file=sys.stderr)
         return 1
     disc = viewer.layers["retina optic disc"]
-    record = disc.metadata["measurements"]
+    cup = viewer.layers["retina optic cup"]
     gates = [layer for layer in viewer.layers if layer.name.startswith("retina attention")]
-    for layer in gates:
-        layer.visible = False
-    centre = record["disc_centre_y"], record["disc_centre_x"]
-    size = max(record["disc_vertical_diameter"], record["disc_horizontal_diameter"])
-    viewer.reset_view()
-    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
-    camera.zoom = camera.zoom * 1.7
-    camera.center = (centre[0], centre[1] + 2.2 * size)
-    viewer.layers.selection.active = viewer.layers["retina optic cup"]
     shot("segment-sample.png")
 
-    # 2. Attention maps over the photo, zoomed on the optic disc, labels as outlines.
-    for layer in (disc, viewer.layers["retina optic cup"]):
-        layer.contour = 3
-        layer.opacity = 0.9
+    # 2. The user guide's way to look at an attention map: show it (eye icon), select it.
     gates[0].visible = True
     viewer.layers.selection.active = gates[0]
-    camera.center = centre
-    canvas = viewer.window._qt_viewer.canvas.size
-    camera.zoom = 0.45 * min(canvas) / size
     shot("attention-maps.png")
 
     # 3. Every gate, one tile each (canvas only), finest first.
     tiles = []
     font = ImageFont.load_default(size=22)
-    for layer in viewer.layers:
-        if layer in (disc, viewer.layers["retina optic cup"]):
-            layer.visible = False
+    for layer in (disc, cup):
+        layer.visible = False
     for index, layer in enumerate(gates):
         for other in gates:
             other.visible = other is layer
@@ -118,13 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.out / 'attention-gates.png'}")
     for layer in gates:
         layer.visible = False
-    for layer in (disc, viewer.layers["retina optic cup"]):
+    for layer in (disc, cup):
         layer.visible = True
-        layer.contour = 0
-        layer.opacity = 0.4
 
     # 4. Fine-tuning mid-training: the sample and its mirror image with their (corrected) labels.
-    cup = viewer.layers["retina optic cup"]
     mirrored = viewer.add_image(np.ascontiguousarray(photo.data[:, ::-1]), name="retina mirrored", rgb=True)
     viewer.add_labels(np.ascontiguousarray(disc.data[:, ::-1]), name="retina mirrored optic disc",
                       colormap=dict(disc.colormap.color_dict), opacity=0.4)
@@ -143,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     finetune.val_fraction.value = 0.5
     finetune.input_size.value = 128
     finetune.output.value = Path("/tmp/napari-attunet-screenshot/fine-tuned.safetensors")
-    viewer.window._qt_window.resize(1600, 1000)
+    viewer.window.resize(1600, 1000)
     job = finetune.train()
     if job is None:
         print(f"fine-tuning refused: {finetune.last_message}", file=sys.stderr)

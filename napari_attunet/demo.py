@@ -3,8 +3,9 @@
 ``python -m napari_attunet.demo [--out DIR] [--view]`` (``tox -e demo [-- --view]``) segments
 ``skimage.data.retina()`` (a CC0 fundus photograph shipped inside scikit-image, so
 nothing is downloaded), writes masks, attention maps, an overlay PNG and a CSV into
-``DIR`` and prints the measurements.  ``--view`` then opens napari with the photo
-and the result layers.
+``DIR`` and prints the measurements.  ``--view`` then opens napari with the photo,
+the result layers and the segment widget, showing the disc as after a segmentation
+in the widget.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+WINDOW_SIZE = (1600, 1000)
+"""Width and height of the ``--view`` window (less where the screen is smaller)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,15 +54,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.view:
         import napari
 
-        from ._layers import result_layer_data
-
-        viewer = napari.Viewer(title="napari-attunet demo")
-        viewer.add_image(image, name="retina", rgb=True)
-        for data, kwargs, layer_type in result_layer_data(result, "retina"):
-            getattr(viewer, f"add_{layer_type}")(data, **kwargs)
-        viewer.window.add_plugin_dock_widget("napari-attunet", "Segment optic disc & cup")
+        view(image, result)
         napari.run()
     return 0
+
+
+def view(image, result, name: str = "retina"):
+    """A napari window with ``image``, its ``result`` put in by the segment widget, sized for canvas and dock.
+
+    Returns ``(viewer, widget)``; the result layers arrive over the next turns of the event loop.
+    """
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    viewer = napari.Viewer(title="napari-attunet demo")
+    screen = QApplication.primaryScreen()
+    width, height = WINDOW_SIZE
+    if screen is not None:
+        available = screen.availableGeometry()
+        width, height = min(width, available.width()), min(height, available.height())
+    viewer.window.resize(width, height)
+    photo = viewer.add_image(image, name=name, rgb=image.ndim == 3)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-attunet", "Segment optic disc & cup")
+    widget.image.value = photo
+    widget.show_result(photo, result)
+    return viewer, widget
 
 
 if __name__ == "__main__":

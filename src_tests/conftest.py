@@ -109,11 +109,12 @@ def viewer(make_napari_viewer):
 @pytest.fixture
 def messages(monkeypatch):
     """Every notification the widgets show, as ``(level, text)``."""
+    import napari_attunet._widgets._base as base_module
     import napari_attunet._widgets.finetune_widget as finetune_module
-    import napari_attunet._widgets.segment_widget as segment_module
 
     seen = []
-    for module in (segment_module, finetune_module):
+    for module in (base_module, finetune_module):
         for level in ("show_error", "show_warning", "show_info"):
-            monkeypatch.setattr(module, level, lambda text, level=level: seen.append((level, text)))
+            if hasattr(module, level):
+                monkeypatch.setattr(module, level, lambda text, level=level: seen.append((level, text)))
     return seen

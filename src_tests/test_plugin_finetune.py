@@ -86,7 +86,7 @@ def test_two_epoch_finetune_from_layers_then_segment_with_it(viewer, qtbot, tmp_
     assert widget.start_from.choices[0] == DEFAULT_WEIGHTS and "fine-tuned: tuned.safetensors" in widget.start_from.choices
     assert segment_widget.weights_path() == out
     seg_job = segment_widget.segment(layers[0])
-    qtbot.waitUntil(lambda: not seg_job.running, timeout=120_000)
+    qtbot.waitUntil(lambda: not segment_widget.busy, timeout=120_000)  # result layers in the viewer
     assert seg_job.outcome == "done", segment_widget.last_message
     assert viewer.layers["left optic disc"].metadata["provenance"]["weights"] == "tuned.safetensors"
 

@@ -16,50 +16,65 @@ from napari_attunet.inference import SegmentationResult
 from napari_attunet.measure import measure
 
 
-def fake_result(shape=(120, 100), gates=4, disc_found=True) -> SegmentationResult:
+CROP = (20, 10, 100, 90)
+"""The fake results' analysed crop (top, left, bottom, right)."""
+
+
+def fake_result(shape=(120, 100), gates=4, disc_found=True, confidence=0.8) -> SegmentationResult:
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     r = np.hypot(yy - 60, xx - 50)
     disc = (r < 30) if disc_found else np.zeros(shape, bool)
     cup = (r < 12) & disc
-    attention = [np.clip(1 - r / (20 * (k + 1)), 0, 1).astype(np.float32) for k in range(gates)]
+    inside = np.zeros(shape, bool)
+    inside[CROP[0]:CROP[2], CROP[1]:CROP[3]] = True
+    attention = [np.where(inside, np.clip(1 - r / (20 * (k + 1)), 0, 1), 0).astype(np.float32)
+                 for k in range(gates)]
     return SegmentationResult(
         disc=disc, cup=cup, disc_probability=disc.astype(np.float32) * 0.9,
         cup_probability=cup.astype(np.float32) * 0.8, attention=attention if disc_found else
         [np.zeros(shape, np.float32)] * gates, measurements=measure(disc, cup),
         provenance={"package_version": "0.1.0", "weights": "w.safetensors", "weights_sha256": "abc",
                     "disc_threshold": 0.5, "cup_threshold": 0.5, "device": "cpu"},
-        crop_box=(0, 0, 120, 100) if disc_found else None,
+        crop_box=CROP if disc_found else None, confidence=confidence if disc_found else 0.0,
         messages=[] if disc_found else ["no optic disc found"])
 
 
 def test_result_layer_data_names_types_and_values():
     result = fake_result()
-    layers = _layers.result_layer_data(result, "photo", scale=(2.0, 2.0), translate=(5.0, -3.0))
+    layers = _layers.result_layer_data(result, "photo", photo_id="eye-1", scale=(2.0, 2.0), translate=(5.0, -3.0))
     names = [kwargs["name"] for _, kwargs, _ in layers]
     assert names == ["photo attention 1", "photo attention 2", "photo attention 3", "photo attention 4",
                      "photo optic disc", "photo optic cup"]
     assert names == _layers.output_layer_names("photo", 4)
+    top, left, bottom, right = CROP
     for data, kwargs, layer_type in layers:
-        assert data.shape == (120, 100)
-        assert kwargs["scale"] == (2.0, 2.0) and kwargs["translate"] == (5.0, -3.0)
+        assert kwargs["scale"] == (2.0, 2.0)
         assert kwargs["metadata"]["provenance"]["weights_sha256"] == "abc"
         assert kwargs["metadata"]["measurements"]["vcdr"] == pytest.approx(result.vcdr)
+        assert kwargs["metadata"]["confidence"] == pytest.approx(0.8)
         assert kwargs["metadata"][_layers.METADATA_KEY]["source"] == "photo"
-        if layer_type == "image":
+        assert kwargs["metadata"][_layers.METADATA_KEY]["photo"] == "eye-1"  # the link, whatever the names
+        if layer_type == "image":  # maps: the analysed crop only, placed where it lies on the photo
+            assert data.shape == (bottom - top, right - left)
+            assert kwargs["translate"] == (5.0 + 2 * top, -3.0 + 2 * left)
+            assert kwargs["metadata"][_layers.METADATA_KEY]["offset"] == [top, left]
             assert data.dtype == np.float32 and 0 <= data.min() and data.max() <= 1
             assert kwargs["colormap"] == "inferno" and kwargs["blending"] == "additive"
             assert kwargs["contrast_limits"] == (0.0, 1.0)
-        else:
+        else:  # labels: photo-sized, so that the brush works anywhere
+            assert data.shape == (120, 100) and kwargs["translate"] == (5.0, -3.0)
             assert layer_type == "labels" and data.dtype == np.uint8
             assert set(np.unique(data)) <= {0, 1}
+    for k, (data, _, _) in enumerate(layers[:4]):
+        np.testing.assert_array_equal(data, result.attention[k][top:bottom, left:right])
     disc, cup = layers[-2][0], layers[-1][0]
     np.testing.assert_array_equal(disc, result.disc)
     np.testing.assert_array_equal(cup, result.cup)
     assert layers[-2][1]["colormap"][1] == _layers.DISC_COLOUR == (1.0, 0.0, 0.0, 1.0)
     assert layers[-1][1]["colormap"][1] == _layers.CUP_COLOUR == (1.0, 1.0, 0.0, 1.0)
     assert [kwargs["metadata"][_layers.METADATA_KEY].get("gate") for _, kwargs, _ in layers[:4]] == [1, 2, 3, 4]
-    # only one attention map is visible at first, so the photo stays readable
-    assert [kwargs["visible"] for _, kwargs, _ in layers[:4]].count(True) == 1
+    # the attention maps are added hidden, so that the photo and the disc and cup stay readable
+    assert [kwargs["visible"] for _, kwargs, _ in layers[:4]] == [False] * 4
 
 
 def test_result_layer_data_options():
@@ -80,8 +95,11 @@ def test_result_layer_data_options():
 def test_result_layer_data_for_a_stack():
     results = [fake_result(), fake_result(disc_found=False), fake_result(), fake_result()]
     layers = _layers.result_layer_data(results, "stack", stack_shape=(2, 2))
-    for data, kwargs, _ in layers:
-        assert data.shape == (2, 2, 120, 100)
+    for data, kwargs, layer_type in layers:  # one crop for all slices: the union of their crops
+        assert data.shape == ((2, 2, 80, 80) if layer_type == "image" else (2, 2, 120, 100))
+    assert layers[0][1]["metadata"][_layers.METADATA_KEY]["offset"] == [0, 0, 20, 10]
+    assert layers[0][1]["translate"] == (0.0, 0.0, 20.0, 10.0)
+    assert layers[0][1]["metadata"]["confidence"] == [0.8, 0.0, 0.8, 0.8]
     disc = layers[-2][0]
     assert disc[0, 0].any() and not disc[0, 1].any()
     record = layers[-2][1]["metadata"]["measurements"]
@@ -140,15 +158,41 @@ def test_multiscale_labels_are_measured_at_full_resolution():
     assert m.disc_area == result.disc_area and m.vcdr == pytest.approx(result.vcdr)
 
 
+def test_analysed_box_is_the_union_of_the_crops_inside_the_photo():
+    one, other = fake_result(), fake_result()
+    one.crop_box, other.crop_box = (-10, 5, 50, 60), (30, 40, 130, 95)  # crops may reach past the border
+    assert _layers.analysed_box([one, other], (120, 100)) == (0, 5, 120, 95)
+    assert _layers.analysed_box([fake_result(disc_found=False)], (120, 100)) == (0, 0, 120, 100)
+
+
+def test_disc_view_finds_the_disc_for_the_camera():
+    record = _layers.measurement_record([fake_result()])
+    index, (y, x), extent = _layers.disc_view(record)
+    assert index is None and (y, x) == pytest.approx((60, 50), abs=1) and extent == pytest.approx(59, abs=2)
+    stack = _layers.measurement_record([fake_result(disc_found=False), fake_result()], (2,))
+    assert _layers.disc_view(stack, 0)[0] == 1  # the shown slice has no disc: the first that has one
+    assert _layers.disc_view(_layers.measurement_record([fake_result(disc_found=False)])) is None
+
+
+def test_result_text_has_short_lines_and_the_confidence():
+    result = fake_result()
+    text = _layers.format_measurements(_layers.measurement_record([result]), 0.8)
+    lines = text.splitlines()
+    assert len(lines) <= _layers.RESULT_TEXT_LINES and max(len(line) for line in lines) <= 40
+    assert f"vCDR {result.vcdr:.3f}" in text and "confidence 0.80" in text
+    assert "confidence" not in _layers.format_measurements(_layers.measurement_record([result]))
+
+
 def test_csv_rows():
     result = fake_result()
     record = _layers.measurement_record([result])
-    rows = _layers.measurement_rows("photo", record, result.provenance, "network")
+    rows = _layers.measurement_rows("photo", record, result.provenance, "network", 0.8)
     rows += _layers.measurement_rows("empty", _layers.measurement_record([fake_result(disc_found=False)]),
                                      result.provenance, "edited labels")
     parsed = list(csv.DictReader(io.StringIO(_layers.csv_text(rows))))
     assert parsed[0]["image"] == "photo" and float(parsed[0]["vcdr"]) == pytest.approx(result.vcdr)
     assert parsed[0]["weights_sha256"] == "abc" and parsed[0]["disc_threshold"] == "0.5"
+    assert parsed[0]["confidence"] == "0.8" and parsed[1]["confidence"] == ""
     assert parsed[1]["vcdr"] == "" and parsed[1]["source"] == "edited labels"
 
 

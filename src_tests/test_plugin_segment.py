@@ -4,6 +4,7 @@ Tests check behaviour, never the exact numbers of the shipped weights.
 """
 
 import csv
+import itertools
 import time
 
 import numpy as np
@@ -28,9 +29,10 @@ def open_sample(viewer):
 
 
 def run(qtbot, widget, layer=None, timeout=180_000):
+    """Segment and wait until the result layers are in the viewer (they arrive over several loop turns)."""
     job = widget.segment(layer)
     assert job is not None, widget.last_message
-    qtbot.waitUntil(lambda: not job.running, timeout=timeout)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
     return job
 
 
@@ -77,10 +79,13 @@ def test_segment_the_sample(viewer, qtbot, messages, tmp_path):
     assert [layer.name for layer in result_layers(viewer)] == names
     assert [layer.name for layer in viewer.layers] == ["retina", *names]
     for layer in result_layers(viewer):
-        assert layer.data.shape == (1411, 1411)
         np.testing.assert_allclose(layer.scale, image.scale)
-        np.testing.assert_allclose(layer.translate, image.translate)
-        np.testing.assert_allclose(layer.extent.world, image.extent.world)
+        if type(layer).__name__ == "Labels":  # photo-sized: the brush works anywhere
+            assert layer.data.shape == (1411, 1411)
+            np.testing.assert_allclose(layer.translate, image.translate)
+            np.testing.assert_allclose(layer.extent.world, image.extent.world)
+        else:  # maps: the analysed crop only
+            assert layer.data.shape[0] < 1411 and layer.data.shape[1] < 1411
     disc = viewer.layers["retina optic disc"]
     cup = viewer.layers["retina optic cup"]
     assert type(disc).__name__ == "Labels" and disc.data.dtype == np.uint8 and cup.data.dtype == np.uint8
@@ -94,6 +99,8 @@ def test_segment_the_sample(viewer, qtbot, messages, tmp_path):
         assert layer.data.dtype == np.float32 and 0.0 <= layer.data.min() and layer.data.max() <= 1.0
         assert layer.colormap.name == "inferno" and layer.blending == "additive"
         assert tuple(layer.contrast_limits) == (0.0, 1.0)
+        assert not layer.visible  # added hidden: the disc and cup stay readable
+    assert viewer.layers.index(disc) > max(viewer.layers.index(layer) for layer in attention)  # labels on top
     record = disc.metadata["measurements"]
     assert record["disc_found"] and 0.0 <= record["vcdr"] <= 1.0
     assert record["disc_area"] == int(disc.data.sum()) and record["cup_area"] == int(cup.data.sum())
@@ -101,6 +108,8 @@ def test_segment_the_sample(viewer, qtbot, messages, tmp_path):
     assert provenance["weights"] and len(provenance["weights_sha256"]) == 64
     assert provenance["disc_threshold"] == 0.5
     assert "vCDR" in widget.results.value and f"{record['vcdr']:.3f}" in widget.results.value
+    assert "confidence" in widget.results.value and "confidence" in disc.metadata
+    assert widget.progress.value == widget.progress.max and "segmented" in widget.status.value
     assert messages[-1][0] == "show_info" and "segmented" in messages[-1][1]
 
     # Running again replaces the layers (same objects, updated data) instead of piling up copies;
@@ -153,37 +162,34 @@ def test_threshold_boxes_follow_the_chosen_weights(viewer, tmp_path):
     assert (widget.disc_threshold.value, widget.cup_threshold.value) == pytest.approx(shipped)
 
 
-def test_heartbeat_keeps_ticking_while_the_network_computes(viewer, qtbot):
-    """The event loop stays responsive: a 10 ms QTimer keeps ticking during segmentation."""
+def test_the_event_loop_turns_while_computing_and_between_result_layers(viewer, qtbot):
+    """A heartbeat timer ticks while the network computes and between the additions of the result layers."""
     from qtpy.QtCore import QTimer
 
     open_sample(viewer)
     widget = dock_segment(viewer)
-    ticks = []
+    ticks, added = [], []
     timer = QTimer()
     timer.setInterval(10)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    viewer.layers.events.inserted.connect(lambda event: added.append(time.perf_counter()))
     timer.start()
-    qtbot.wait(200)
     window = {}
-    on_done = widget._on_done
+    show_result = widget.show_result
 
-    def computing_ended(*args):
-        window["end"] = time.perf_counter()
-        on_done(*args)
+    def arrived(*args):
+        window["result"] = time.perf_counter()
+        show_result(*args)
 
-    widget._on_done = computing_ended
+    widget.show_result = arrived
     window["start"] = time.perf_counter()
     job = run(qtbot, widget)
     timer.stop()
     assert job.outcome == "done", widget.last_message
-    inside = [t for t in ticks if window["start"] <= t <= window["end"]]
-    stamps = [window["start"], *inside, window["end"]]
-    longest = max(np.diff(stamps))
-    computing = window["end"] - window["start"]
-    print(f"\nheartbeat: {len(inside)} ticks in {computing:.2f} s of computing, longest gap {longest * 1000:.0f} ms")
-    assert len(inside) >= computing / 0.1 - 1  # ticks all along, not only before and after
-    assert longest < 1.0  # target 0.1 s (docs/benchmarks.md); generous here because CI machines are noisy
+    assert len(added) == len(result_layers(viewer)) >= 3  # attention maps, disc, cup
+    assert any(window["start"] < t < window["result"] for t in ticks)  # the loop turned while computing
+    for before, after in itertools.pairwise(added):
+        assert any(before < t < after for t in ticks), "a result layer was added in the same loop turn as the last"
 
 
 def test_cancel(viewer, qtbot, messages, monkeypatch):
@@ -303,7 +309,10 @@ def test_grayscale_image_and_stack(viewer, qtbot, messages):
     job = run(qtbot, widget, gray)
     assert job.outcome == "done", widget.last_message
     for layer in result_layers(viewer, "gray"):
-        assert layer.data.shape == (480, 480)
+        if type(layer).__name__ == "Labels":
+            assert layer.data.shape == (480, 480)
+        else:  # attention maps: the analysed crop
+            assert layer.data.ndim == 2 and layer.data.shape[0] <= 480 and layer.data.shape[1] <= 480
 
     stack = viewer.add_image(np.stack([green, np.ascontiguousarray(green[:, ::-1])]), name="stack")
     widget.show_attention.value = False
@@ -322,11 +331,141 @@ def test_grayscale_image_and_stack(viewer, qtbot, messages):
 
 def test_layer_data_tuples_work_with_the_viewer_add_methods(viewer):
     """``demo --view`` adds the tuples with ``viewer.add_<type>(data, **kwargs)``: every kwarg must be valid."""
-    from napari_attunet._layers import output_layer_names, result_layer_data
     from test_plugin_layers import fake_result
+
+    from napari_attunet._layers import output_layer_names, result_layer_data
 
     viewer.add_image(np.zeros((120, 100, 3), np.uint8), name="eye", rgb=True)
     for data, kwargs, layer_type in result_layer_data(fake_result(), "eye", show_probabilities=True):
         getattr(viewer, f"add_{layer_type}")(data, **kwargs)
     assert [layer.name for layer in viewer.layers] == ["eye", *output_layer_names("eye", 4, probabilities=True)]
     assert viewer.layers["eye optic disc"].data.dtype == np.uint8
+
+
+def test_first_look_centres_and_zooms_on_the_disc(viewer, qtbot):
+    image = open_sample(viewer)
+    widget = dock_segment(viewer)
+    job = run(qtbot, widget)
+    assert job.outcome == "done", widget.last_message
+    disc = viewer.layers["retina optic disc"]
+    camera = viewer.camera
+    y, x = (int(round(c)) for c in image.world_to_data(camera.center[-2:]))
+    assert disc.data[y, x] == 1  # the camera centre lies inside the disc
+    rows, cols = np.nonzero(disc.data)
+    extent = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1  # photo pixels = world units here
+    share = extent * camera.zoom / min(viewer.canvas.size)
+    assert 0.2 <= share <= 0.6, share
+    # Home shows the whole photo again; with the option off, the view stays where it was
+    viewer.reset_view()
+    whole = camera.zoom
+    widget.zoom_to_disc.value = False
+    run(qtbot, widget)
+    assert camera.zoom == pytest.approx(whole)
+
+
+def test_renamed_photo_and_results_keep_measure_export_and_finetune_working(viewer, qtbot, messages, tmp_path):
+    from napari_attunet._widgets.finetune_widget import FinetuneWidget
+
+    image = open_sample(viewer)
+    widget = dock_segment(viewer)
+    widget.show_attention.value = False
+    assert run(qtbot, widget).outcome == "done", widget.last_message
+    _, finetune = viewer.window.add_plugin_dock_widget(PLUGIN, FINETUNE)
+    assert isinstance(finetune, FinetuneWidget)
+    disc, cup = viewer.layers["retina optic disc"], viewer.layers["retina optic cup"]
+    image.name = "patient 7 left eye"
+    disc.name = "my disc"
+    cup.name = "my cup"
+    assert widget.image.value is image and widget.disc_labels.value is disc and widget.cup_labels.value is cup
+
+    edited = cup.data.copy()
+    rows = np.flatnonzero(edited.any(axis=1))
+    edited[: (rows[0] + rows[-1]) // 2] = 0
+    cup.data = edited
+    measured = widget.measure()
+    assert measured is not None, widget.last_message
+    assert measured.cup_area == int(edited.sum()) and disc.metadata["measured_from"] == "edited labels"
+    path = widget.export_csv(tmp_path / "m.csv")
+    (row,) = list(csv.DictReader(path.open()))
+    assert row["image"] == "patient 7 left eye" and row["source"] == "edited labels"
+
+    assert [layer.name for layer in finetune.images.value] == ["patient 7 left eye"]
+    samples, description = finetune.layer_samples()
+    assert len(samples) == 1 and "patient 7 left eye" in description
+
+    # a second run replaces the renamed layers (same objects, names kept) instead of adding copies
+    assert run(qtbot, widget).outcome == "done"
+    assert viewer.layers["my disc"] is disc and [layer.name for layer in viewer.layers] == [
+        "patient 7 left eye", "my disc", "my cup"]
+
+    # deleting the photo leaves no stale entry in the widgets' menus
+    viewer.layers.remove(image)
+    assert widget.image.value is None and image not in [c for c in widget.image.choices]
+    assert image not in finetune.images.choices and list(finetune.images.value) == []
+    assert widget.segment() is None and "open a fundus photograph" in messages[-1][1]
+
+
+def choose(menu, layer):
+    """Choose ``layer`` in a magicgui ComboBox as a person does (Qt's ``activated``)."""
+    index = next(i for i in range(menu.native.count()) if menu.native.itemData(i) is layer)
+    menu.native.setCurrentIndex(index)
+    menu.native.activated.emit(index)
+
+
+def test_masks_from_elsewhere_pair_by_name_or_in_the_menus(viewer, qtbot, messages):
+    from test_plugin_finetune import crop_with_labels
+
+    picture, disc_mask, cup_mask = crop_with_labels()
+    photo = viewer.add_image(picture, name="eye", rgb=True)
+    widget = dock_segment(viewer)
+    _, finetune = viewer.window.add_plugin_dock_widget(PLUGIN, FINETUNE)
+    # painted by hand, unnamed: Measure says what is missing
+    painted_disc = viewer.add_labels(disc_mask, name="Labels")
+    painted_cup = viewer.add_labels(cup_mask, name="Labels [1]")
+    widget.image.value = photo
+    assert widget.measure() is None and "'eye optic disc'" in messages[-1][1]
+    # chosen in the menus: paired, and from then on they follow the photo through renames
+    choose(widget.disc_labels, painted_disc)
+    choose(widget.cup_labels, painted_cup)
+    measured = widget.measure()
+    assert measured is not None and measured.vcdr == pytest.approx(
+        (np.ptp(np.flatnonzero(cup_mask.any(axis=1))) + 1) / (np.ptp(np.flatnonzero(disc_mask.any(axis=1))) + 1))
+    photo.name = "renamed eye"
+    samples, _ = finetune.layer_samples([photo])
+    assert len(samples) == 1
+    # masks named like the widget's output (e.g. opened by the reader) pair by name
+    other = viewer.add_image(picture, name="other", rgb=True)
+    viewer.add_labels(disc_mask, name="other optic disc")
+    viewer.add_labels(cup_mask, name="other optic cup")
+    assert widget.measure("other") is not None, widget.last_message
+    assert len(finetune.layer_samples([other])[0]) == 1
+
+
+@pytest.mark.parametrize("transform", [
+    {},
+    {"scale": (0.5, 0.25), "translate": (10.0, -4.0)},
+    {"scale": (2.0, 1.5), "translate": (-7.0, 30.0), "rotate": 30.0},
+])
+def test_result_layers_lie_on_their_photo_pixel_for_pixel(viewer, qtbot, transform):
+    """A pixel of the disc in the label and map layers is the same pixel of the photo."""
+    from test_plugin_layers import CROP, fake_result
+
+    result = fake_result()
+    photo = viewer.add_image(np.random.default_rng(0).integers(0, 255, (120, 100, 3), np.uint8), name="eye",
+                             rgb=True, **transform)
+    widget = dock_segment(viewer)
+    widget.show_result(photo, result)
+    qtbot.waitUntil(lambda: not widget.busy and len(result_layers(viewer, "eye")) == 6, timeout=60_000)
+    layers = result_layers(viewer, "eye")
+    maps = [layer for layer in layers if type(layer).__name__ == "Image"]
+    disc = viewer.layers["eye optic disc"]
+    assert maps and all(layer.data.shape == (CROP[2] - CROP[0], CROP[3] - CROP[1]) for layer in maps)
+    ys, xs = np.nonzero(result.disc)
+    for y, x in list(zip(ys, xs))[::97]:
+        world = photo.data_to_world((y, x))
+        np.testing.assert_allclose(disc.world_to_data(world), (y, x), atol=1e-6)
+        assert disc.data[y, x] == 1
+        for k, layer in enumerate(maps):
+            local = layer.world_to_data(world)
+            np.testing.assert_allclose(local, (y - CROP[0], x - CROP[1]), atol=1e-6)
+            assert layer.data[int(round(local[0])), int(round(local[1]))] == result.attention[k][y, x]

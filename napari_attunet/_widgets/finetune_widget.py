@@ -1,8 +1,9 @@
 """The "Fine-tune model" dock widget: a thin GUI over ``iter_train``.
 
-Training pairs come from the viewer (an image layer with label layers named
-``<image> optic disc`` and ``<image> optic cup``, e.g. the segment widget's output
-corrected with the brush) or from a folder in one of the engine's dataset layouts.
+Training pairs come from the viewer (an image layer and its disc and cup label layers:
+the segment widget's output, e.g. corrected with the brush, label layers paired with
+it in the segment widget, or named ``<image> optic disc`` and ``<image> optic cup``)
+or from a folder in one of the engine's dataset layouts.
 Training runs in a napari ``thread_worker``: a progress bar, loss and validation Dice
 per epoch in a small plot, elapsed time and ETA; *Cancel* stops at the next training
 step and keeps the best checkpoint written so far.  The saved weights (safetensors,
@@ -19,23 +20,26 @@ from typing import TYPE_CHECKING, Any
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     FloatSpinBox,
-    Label,
-    ProgressBar,
     PushButton,
     RadioButtons,
     Select,
     SpinBox,
 )
-from napari.utils.notifications import show_error, show_info, show_warning
+from napari.utils.notifications import show_warning
 
 from .. import _layers
 from ..progress import Progress
+from ._base import JobWidget
+from ._choices import (
+    device_choices,
+    label_layers,
+    missing_label_layers,
+    photograph_choices,
+)
 from ._session import DEFAULT_WEIGHTS, FROM_FILE, chosen_weights, is_empty_path, session
-from ._choices import device_choices, label_layer_names, missing_label_layers, photograph_choices
-from ._worker import PROGRESS_STEPS, Job, failure_text, fixed_text_area, forward, progress_value
+from ._worker import PROGRESS_STEPS, forward
 
 if TYPE_CHECKING:
     import napari
@@ -59,53 +63,59 @@ def _validation_dice(record: dict) -> str:
     return f", val Dice disc {record['dice_od']:.3f} cup {record['dice_oc']:.3f}" if "dice_od" in record else ""
 
 
-class FinetuneWidget(Container):
+class FinetuneWidget(JobWidget):
     """Fine-tune the Attention U-Net on annotated images."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
-        super().__init__(labels=True)
-        self.viewer = napari_viewer
-        self.job: Job | None = None
+    action = "training"
+    status_lines = 3
+    cancelling_text = "cancelling after the current training step…"
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(napari_viewer, run_text="Train")
         self.saved_path: Path | None = None
-        self.last_message = ""
         self._epochs_total = 0
         self._out: Path | None = None
 
         self.source = RadioButtons(label="training data", choices=[FROM_LAYERS, FROM_FOLDER], value=FROM_LAYERS)
         self.images = Select(label="images", choices=self._image_choices,
-                             tooltip="each image needs label layers '<image> optic disc' and '<image> optic cup'")
+                             tooltip="each image needs its disc and cup label layers (from the segment widget, "
+                                     "paired there, or named '<image> optic disc' and '<image> optic cup')")
         self.folder = FileEdit(label="folder", mode="d", visible=False,
                                tooltip="Drishti-GS1 (its training split), NAME_disc.png + NAME_cup.png masks, "
                                        "or REFUGE-style maps in masks/")
         self.start_from = ComboBox(label="start from", choices=lambda _: session.choices(), value=DEFAULT_WEIGHTS)
         self.start_file = FileEdit(label="weights file", mode="r", filter="*.safetensors", visible=False)
-        self.epochs = SpinBox(label="epochs", value=10, min=1, max=10000)
-        self.learning_rate = FloatSpinBox(label="learning rate", value=2e-4, min=1e-5, max=1.0, step=1e-5)
+        from ..training import FINE_TUNE_STEPS, MIN_VALIDATION_IMAGES, TrainConfig
+
+        # Defaults: the fine-tuning recipe (docs/adapting.md) for about 20 photos, 120 steps of 8 views.
+        recipe = TrainConfig.fine_tuning(20)
+        self.epochs = SpinBox(label="epochs", value=recipe.epochs, min=1, max=10000,
+                              tooltip=f"the recipe: {FINE_TUNE_STEPS} steps of {recipe.batch_size} views "
+                                      "(40 epochs for 20 photos, 24 for 40)")
+        self.learning_rate = FloatSpinBox(label="learning rate", value=recipe.learning_rate, min=1e-5, max=1.0,
+                                          step=1e-5)
         self.output = FileEdit(label="save to", mode="w", filter="*.safetensors", value=default_output_path())
         self.advanced = CheckBox(text="advanced settings", value=False)
-        self.batch_size = SpinBox(label="batch size", value=4, min=1, max=256)
+        self.batch_size = SpinBox(label="batch size", value=recipe.batch_size, min=1, max=256)
         self.augment = CheckBox(text="augmentation (rotation, mirror, scale, colour, blur, noise)", value=True)
-        self.val_fraction = FloatSpinBox(label="validation fraction", value=0.2, min=0.0, max=0.9, step=0.05)
+        self.val_fraction = FloatSpinBox(label="validation fraction", value=recipe.val_fraction, min=0.0, max=0.9,
+                                         step=0.05, tooltip=f"0 keeps the last network (the recipe below "
+                                                            f"{MIN_VALIDATION_IMAGES} photos)")
         self.freeze_encoder = CheckBox(text="freeze the encoder", value=False)
         self.device = ComboBox(label="device", choices=device_choices(), value="auto")
         self.input_size = ComboBox(label="input size", choices=[64, 128, 192, 256, 320, 384, 512], value=256)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self._advanced_widgets = [self.batch_size, self.augment, self.val_fraction, self.freeze_encoder,
                                   self.device, self.input_size, self.seed]
-        self.train_button = PushButton(text="Train")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.train_button = self.run_button
         self.use_button = PushButton(text="Use in Segment widget", enabled=False,
                                      tooltip="hand the trained weights to the segment widget")
-        self.progress = ProgressBar(label="progress", min=0, max=PROGRESS_STEPS, value=0)
-        self.status = Label(label="status", value="")
         self.extend([
             self.source, self.images, self.folder, self.start_from, self.start_file, self.epochs,
             self.learning_rate, self.output, self.advanced, *self._advanced_widgets,
-            Container(widgets=[self.train_button, self.cancel_button], layout="horizontal", labels=False,
-                      label=" "),
-            self.progress, self.status, self.use_button,
+            self.buttons(), self.progress, self.status, self.use_button,
         ])
-        fixed_text_area(self.status, lines=3, wrap=True)
+        self.finish_form()
         for widget in self._advanced_widgets:
             widget.visible = False
 
@@ -118,14 +128,9 @@ class FinetuneWidget(Container):
         self.start_from.changed.connect(lambda v: setattr(self.start_file, "visible", v == FROM_FILE))
         self.advanced.changed.connect(self._on_advanced)
         self.train_button.changed.connect(lambda: self.train())
-        self.cancel_button.changed.connect(self.cancel)
         self.use_button.changed.connect(lambda: self.use_in_segment())
-        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
-            event.connect(self._layers_changed)
-        for layer in self.viewer.layers:
-            layer.events.name.connect(self._refresh_images)
         session.changed.connect(self._on_session_changed)
-        self._refresh_images()
+        self.layers_changed()
 
     # ------------------------------------------------------------------ choices
 
@@ -137,17 +142,12 @@ class FinetuneWidget(Container):
     def _image_choices(self, _widget=None) -> list[tuple[str, Any]]:
         return photograph_choices(self.viewer)
 
-    def _layers_changed(self, event=None) -> None:
-        if event is not None and getattr(event, "type", "") == "inserted":
-            event.value.events.name.connect(self._refresh_images)
-        self._refresh_images()
-
-    def _refresh_images(self, event=None) -> None:
+    def layers_changed(self) -> None:
         try:
             self.images.reset_choices()
             if not self.images.value:  # nothing chosen yet: offer every image that has its two label layers
-                self.images.value = [layer for name, layer in self._image_choices()
-                                     if not missing_label_layers(self.viewer, name)]
+                self.images.value = [layer for _, layer in self._image_choices()
+                                     if not missing_label_layers(self.viewer, layer)]
         except RuntimeError:  # pragma: no cover - widget already deleted
             pass
 
@@ -165,11 +165,6 @@ class FinetuneWidget(Container):
         for widget in self._advanced_widgets:
             widget.visible = bool(value)
 
-    def _message(self, text: str, level: str = "info") -> None:
-        self.last_message = text
-        self.status.value = text
-        {"error": show_error, "warning": show_warning}.get(level, show_info)(text)
-
     # ------------------------------------------------------------------ inputs
 
     def layer_samples(self, layers=None) -> tuple[list, str]:
@@ -182,11 +177,12 @@ class FinetuneWidget(Container):
                              "'<image> optic cup' label layers)")
         samples, described = [], []
         for layer in layers:
-            missing = missing_label_layers(self.viewer, layer.name)
+            missing = missing_label_layers(self.viewer, layer)
             if missing:
                 raise ValueError(f"'{layer.name}' has no label layer {' or '.join(repr(n) for n in missing)}; "
-                                 "segment it first (then correct the labels), or name your label layers so")
-            disc, cup = (self.viewer.layers[name] for name in label_layer_names(layer.name))
+                                 "segment it first (then correct the labels), pair its labels in the segment "
+                                 "widget, or name your label layers so")
+            disc, cup = label_layers(self.viewer, layer)
             data = layer.data[0] if layer.multiscale else layer.data
             pairs, skipped = _layers.training_pairs(data, bool(layer.rgb), disc.data, cup.data, layer.name)
             for index, (image, disc_mask, cup_mask) in enumerate(pairs):
@@ -244,10 +240,12 @@ class FinetuneWidget(Container):
 
     # ------------------------------------------------------------------ training
 
-    def train(self) -> Job | None:
-        """Check the inputs and start training; returns the running job (None when refused)."""
-        if self.job is not None and self.job.running:
-            self._message("training is already running; wait or press Cancel", "warning")
+    def train(self):
+        """Check the inputs and start training; returns the running job (None when refused).
+
+        The output file is checked in one place, :meth:`output_path`, before anything starts.
+        """
+        if self.refuse_if_busy():
             return None
         try:
             init = self.init_weights()
@@ -270,17 +268,14 @@ class FinetuneWidget(Container):
             self._message(f"{out.name} was kept; choose another file name to save to", "warning")
             return None
         self.plot.clear()
-        self.progress.value = 0
         self.saved_path = None
         self.use_button.enabled = False
         self._epochs_total = config.epochs
         self._out = out
-        self._set_running(True)
+        # The person agreed to replace an existing file above.
+        job = self.start_job(_train_job(samples, folder, out, config, overwrite=True), on_done=self._on_done)
         self.status.value = f"preparing {'the folder' if folder else f'{len(samples)} image(s)'}…"
-        self.job = Job(_train_job(samples, folder, out, config, overwrite=True), on_event=self._on_event, on_done=self._on_done,
-                       on_error=self._on_error, on_cancelled=self._on_cancelled,
-                       on_finished=self._on_finished)
-        return self.job.start()
+        return job
 
     def confirm_replace(self, path: Path) -> bool:
         """Ask before training replaces an existing file."""
@@ -292,31 +287,19 @@ class FinetuneWidget(Container):
                                       QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
 
-    def cancel(self) -> None:
-        if self.job is not None and self.job.running:
-            self.status.value = "cancelling after the current training step…"
-            self.job.cancel()
-
-    def _set_running(self, running: bool) -> None:
-        self.train_button.enabled = not running
-        self.cancel_button.enabled = running
-
-    def _on_event(self, event: Progress) -> None:
-        self.progress.value = progress_value(event)
-        if event.stage == "load":
-            self.status.value = event.message
-            return
+    def describe_event(self, event: Progress) -> str:
+        if event.stage not in ("train", "validate"):
+            return event.message
         epoch = int(event.metrics.get("epoch", 0))
         timing = f"elapsed {_duration(event.elapsed)}, ETA {_duration(event.eta)}"
-        if event.stage == "train":
-            dice = _validation_dice(self.history[-1] if self.history else {})
-            self.status.value = (f"epoch {epoch}/{self._epochs_total}, step {event.step}/{event.total}, "
-                                 f"loss {event.metrics.get('loss', math.nan):.4f}{dice}\n{timing}")
-        elif event.stage == "validate":
+        if event.stage == "validate":
             record = {k: float(v) for k, v in event.metrics.items()}
             self.plot.add_epoch(record)
-            self.status.value = (f"epoch {epoch}/{self._epochs_total} done: loss {record['loss']:.4f}"
-                                 f"{_validation_dice(record)}\n{timing}")
+            return (f"epoch {epoch}/{self._epochs_total} done: loss {record['loss']:.4f}"
+                    f"{_validation_dice(record)}\n{timing}")
+        dice = _validation_dice(self.history[-1] if self.history else {})
+        return (f"epoch {epoch}/{self._epochs_total}, step {event.step}/{event.total}, "
+                f"loss {event.metrics.get('loss', math.nan):.4f}{dice}\n{timing}")
 
     def _on_done(self, path) -> None:
         self.saved_path = Path(path)
@@ -324,7 +307,7 @@ class FinetuneWidget(Container):
         self.use_button.enabled = True
         self._message(f"training finished; weights saved to {self.saved_path}")
 
-    def _on_cancelled(self) -> None:
+    def on_cancelled(self) -> None:
         out = self._out
         if out is not None and Path(out).is_file() and self.history:
             self.saved_path = Path(out)
@@ -334,11 +317,7 @@ class FinetuneWidget(Container):
         else:
             self._message("training cancelled before the first epoch ended; no weights were saved", "warning")
 
-    def _on_error(self, error: BaseException) -> None:
-        self._message(failure_text("training", error), "error")
-
-    def _on_finished(self) -> None:
-        self._set_running(False)
+    def on_finished(self) -> None:
         if self._out is not None:  # the engine's resume state; the widget does not resume, so it is not kept
             from ..training import resume_path
 
@@ -387,7 +366,7 @@ def _train_job(samples, folder, out: Path, config, overwrite: bool = False):
     return (yield from forward(iter_train(samples, out, config, overwrite=overwrite)))
 
 
-def finetune_widget(napari_viewer: "napari.viewer.Viewer") -> FinetuneWidget:
+def finetune_widget(napari_viewer: napari.viewer.Viewer) -> FinetuneWidget:
     """npe2 widget command."""
     return FinetuneWidget(napari_viewer)
 

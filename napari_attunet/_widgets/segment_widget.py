@@ -2,9 +2,12 @@
 
 The network runs in a napari ``thread_worker`` (progress bar, Cancel button, the
 event loop keeps running); the result arrives as ready-made layer data (built in the
-worker by :func:`napari_attunet._layers.result_layer_data`) and is added, or replaces
-the layers of an earlier run, in the main thread.  Bad input never raises into
-napari: the message appears in the widget and as a napari notification.
+worker by :func:`napari_attunet._layers.result_layer_data`) and is put into the viewer
+one layer per turn of the event loop, so that napari can draw in between.  Then the
+camera centres on the optic disc.  Result layers are linked to their photo by an
+identifier in their metadata (:mod:`._choices`), so renaming any of them changes
+nothing.  Bad input never raises into napari: the message appears in the widget and as
+a napari notification.
 """
 
 from __future__ import annotations
@@ -20,21 +23,34 @@ from magicgui.widgets import (
     FileEdit,
     FloatSpinBox,
     Label,
-    ProgressBar,
     PushButton,
 )
-from napari.utils.notifications import show_error, show_info, show_warning
 
 from .. import _layers
 from ..inference import NO_DISC_MESSAGE
 from ..progress import Progress
 from ..weights import stored_thresholds
+from ._base import JobWidget
+from ._choices import (
+    device_choices,
+    ensure_photo_id,
+    label_choices,
+    label_layers,
+    link_labels,
+    linked_layers,
+    missing_label_layers,
+    photo_of,
+    photograph_choices,
+)
 from ._session import DEFAULT_WEIGHTS, FROM_FILE, chosen_weights, get_model, session
-from ._choices import device_choices, label_layer_names, missing_label_layers, photograph_choices
-from ._worker import PROGRESS_STEPS, Job, failure_text, fixed_text_area, forward, progress_value
+from ._worker import PROGRESS_STEPS, fixed_text_area, forward
 
 if TYPE_CHECKING:
     import napari
+
+DISC_SHARE_OF_VIEW = 1 / 3
+"""After segmenting, the camera zooms so that the disc spans this share of the canvas's shorter side."""
+
 
 def _transform_kwargs(layer, ndim: int) -> dict:
     """Scale, translate, rotation, shear, affine and units of ``layer``'s last ``ndim`` axes."""
@@ -52,14 +68,65 @@ def _transform_kwargs(layer, ndim: int) -> dict:
     return out
 
 
-class SegmentWidget(Container):
+def placement(photo, ndim: int, offset=None) -> dict:
+    """Transform kwargs that put a layer on ``photo``; its data start ``offset`` photo pixels in.
+
+    The offset goes through the photo's scale, rotation and shear into ``translate``;
+    the photo's affine applies after, as to the photo itself.
+    """
+    from napari.utils.transforms import CompositeAffine
+
+    out = _transform_kwargs(photo, ndim)
+    if offset is not None and any(offset):
+        linear = CompositeAffine(scale=out["scale"], translate=np.zeros(ndim), rotate=out.get("rotate"),
+                                 shear=out.get("shear"), ndim=ndim)
+        shift = linear(np.asarray(offset, float)) - linear(np.zeros(ndim))
+        out["translate"] = tuple(float(t) for t in np.asarray(out["translate"]) + shift)
+    return out
+
+
+def _camera(viewer):
+    return viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+
+
+def look_at_disc(viewer, photo, record, stack_shape=()) -> bool:
+    """Centre the camera on the disc and zoom so that it spans :data:`DISC_SHARE_OF_VIEW` of the view.
+
+    For a stack, the slice shown when it has a disc, else the first with one (the dims
+    slider moves there).  Returns False when no slice has a disc (the view stays).
+    """
+    current = None
+    if stack_shape:
+        index = tuple(int(round(p)) for p in photo.world_to_data(viewer.dims.point)[:len(stack_shape)])
+        if all(0 <= i < n for i, n in zip(index, stack_shape)):
+            current = int(np.ravel_multi_index(index, stack_shape))
+    view = _layers.disc_view(record, current)
+    if view is None:
+        return False
+    slice_index, (y, x), extent = view
+    lead = tuple(int(i) for i in np.unravel_index(slice_index, stack_shape)) if stack_shape else ()
+    centre = np.asarray(photo.data_to_world((*lead, y, x)), float)
+    half = extent / 2
+    spans = [np.linalg.norm(np.subtract(photo.data_to_world((*lead, y + dy, x + dx)),
+                                        photo.data_to_world((*lead, y - dy, x - dx))))
+             for dy, dx in ((half, 0), (0, half))]
+    extent_world = max(max(spans), 1e-9)
+    if lead:
+        viewer.dims.set_point(range(viewer.dims.ndim - len(centre), viewer.dims.ndim - 2), centre[:-2])
+    camera = _camera(viewer)
+    camera.center = tuple(float(c) for c in centre[-2:])
+    camera.zoom = DISC_SHARE_OF_VIEW * min(viewer.canvas.size) / extent_world
+    return True
+
+
+class SegmentWidget(JobWidget):
     """Segment the optic disc and cup of a fundus photograph layer."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer"):
-        super().__init__(labels=True)
-        self.viewer = napari_viewer
-        self.job: Job | None = None
-        self.last_message = ""
+    action = "segmentation"
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(napari_viewer, run_text="Segment")
+        self._shown_photo = None
 
         self.image = ComboBox(label="image", choices=self._image_choices,
                               tooltip="the fundus photograph (RGB or grayscale; stacks go slice by slice)")
@@ -71,43 +138,41 @@ class SegmentWidget(Container):
                                            tooltip="set to the chosen weights' own value when they change")
         self.cup_threshold = FloatSpinBox(label="cup threshold", value=0.5, min=0.01, max=0.99, step=0.05,
                                           tooltip="set to the chosen weights' own value when they change")
-        self.show_attention = CheckBox(text="attention maps (one layer per gate)", value=True)
+        self.show_attention = CheckBox(text="attention maps (hidden layers, one per gate)", value=True)
         self.show_probabilities = CheckBox(text="probability maps", value=False)
         self.tta = CheckBox(text="average with the mirrored image (slower)", value=False)
-        self.run_button = PushButton(text="Segment")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.progress = ProgressBar(label="progress", min=0, max=PROGRESS_STEPS, value=0)
-        self.status = Label(label="status", value="")
+        self.zoom_to_disc = CheckBox(text="zoom to the disc afterwards (Home shows all)", value=True)
         self.results = Label(label="result", value="")
+        self.disc_labels = ComboBox(label="disc labels", choices=self._label_choices, nullable=True,
+                                    tooltip="the image's disc labels: its segmentation, or masks you opened or painted")
+        self.cup_labels = ComboBox(label="cup labels", choices=self._label_choices, nullable=True,
+                                   tooltip="the image's cup labels: its segmentation, or masks you opened or painted")
         self.measure_button = PushButton(text="Measure (edited labels)",
                                          tooltip="recompute vCDR and areas from the disc and cup labels as they are now")
         self.export_button = PushButton(text="Export CSV…")
         self.extend([
             self.image, self.weights, self.weights_file, self.device, self.disc_threshold, self.cup_threshold,
-            self.show_attention, self.show_probabilities, self.tta,
-            Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False),
-            self.progress, self.status, self.results,
+            self.show_attention, self.show_probabilities, self.tta, self.zoom_to_disc,
+            self.buttons(), self.progress, self.status, self.results, self.disc_labels, self.cup_labels,
             Container(widgets=[self.measure_button, self.export_button], layout="horizontal", labels=False,
                       label=" "),
         ])
-        fixed_text_area(self.status, lines=2, wrap=True)
-        fixed_text_area(self.results, lines=3)
+        self.finish_form()
+        fixed_text_area(self.results, lines=_layers.RESULT_TEXT_LINES + 1, wrap=True)  # a line to spare
 
         self.weights.changed.connect(self._on_weights_choice)
         self.weights_file.changed.connect(self._follow_weights_thresholds)
         self.run_button.changed.connect(lambda: self.segment())
-        self.cancel_button.changed.connect(self.cancel)
         self.measure_button.changed.connect(lambda: self.measure())
         self.export_button.changed.connect(self._export_dialog)
-        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed,
-                      self.viewer.layers.events.moved):
-            event.connect(self._layers_changed)
+        self.image.changed.connect(lambda _value: self._show_state())
+        # activated: a choice the person made (not the menu following the layer list)
+        self.disc_labels.native.activated.connect(lambda _index: self._pair_labels("disc", self.disc_labels.value))
+        self.cup_labels.native.activated.connect(lambda _index: self._pair_labels("cup", self.cup_labels.value))
         self.viewer.layers.selection.events.active.connect(self._on_active_layer)
         session.changed.connect(self._on_session_changed)
         session.selected.connect(self._on_session_selected)
-        for layer in self.viewer.layers:
-            layer.events.name.connect(self._on_rename)
-        self._layers_changed()
+        self.layers_changed()
         self._follow_weights_thresholds()
 
     # ------------------------------------------------------------------ choices
@@ -115,24 +180,24 @@ class SegmentWidget(Container):
     def _image_choices(self, _widget=None) -> list[tuple[str, Any]]:
         return photograph_choices(self.viewer)
 
-    def _layers_changed(self, event=None) -> None:
-        if event is not None and getattr(event, "type", "") == "inserted":
-            event.value.events.name.connect(self._on_rename)  # follow renames in the image menu
-        self.image.reset_choices()
-        self._refresh_results_label()
+    def _label_choices(self, _widget=None) -> list[tuple[str, Any]]:
+        return label_choices(self.viewer)
 
-    def _on_rename(self, event=None) -> None:
+    def layers_changed(self) -> None:
         self.image.reset_choices()
+        self.disc_labels.reset_choices()
+        self.cup_labels.reset_choices()
+        self._show_state()
 
     def _on_active_layer(self, event=None) -> None:
-        """Follow the active layer when it is a photograph."""
+        """Follow the active layer when it is a photograph, or one of a photograph's result layers."""
         layer = self.viewer.layers.selection.active
         if layer is None:
             return
+        photo = photo_of(self.viewer, layer) or layer
         for name, choice in self._image_choices():  # (napari may hand plugins proxies: compare names)
-            if name == layer.name:
+            if name == photo.name:
                 self.image.value = choice
-                self._refresh_results_label()
                 return
 
     def _on_session_changed(self) -> None:
@@ -173,12 +238,47 @@ class SegmentWidget(Container):
         return chosen_weights(self.weights.value, self.weights_file.value,
                               "choose a weights file (.safetensors), or use the default weights")
 
-    # ------------------------------------------------------------------ messages
+    # ------------------------------------------------------------------ what the widget shows
 
-    def _message(self, text: str, level: str = "info") -> None:
-        self.last_message = text
-        self.status.value = text
-        {"error": show_error, "warning": show_warning}.get(level, show_info)(text)
+    def _show_state(self, force: bool = False) -> None:
+        """Progress, status, result and label menus that describe the chosen image as the viewer holds it.
+
+        Waits while a job runs or its result is being put in (``force``: its last step).
+        """
+        if self.busy and not force:
+            return
+        photo = self.image.value
+        disc, cup = label_layers(self.viewer, photo) if photo is not None else (None, None)
+        self.disc_labels.value = disc
+        self.cup_labels.value = cup
+        record = disc.metadata.get("measurements") if disc is not None and isinstance(disc.metadata, dict) else None
+        if record is None:
+            self.results.value = ""
+            self.progress.value = 0
+        else:
+            edited = disc.metadata.get("measured_from") == "edited labels"
+            self.results.value = _layers.format_measurements(record, None if edited else disc.metadata.get("confidence"))
+            self.progress.value = PROGRESS_STEPS
+        if photo is not self._shown_photo:  # a different image: say where it stands
+            self._shown_photo = photo
+            if photo is None:
+                self.status.value = "open a fundus photograph"
+            elif record is None:
+                self.status.value = f"'{photo.name}': press Segment"
+            else:
+                source = "edited labels" if disc.metadata.get("measured_from") == "edited labels" else \
+                    f"segmented with {disc.metadata.get('provenance', {}).get('weights', 'the network')}"
+                self.status.value = f"'{photo.name}': {source}"
+
+    def _pair_labels(self, role: str, layer) -> None:
+        """The person chose the image's disc or cup labels in the menu: link them to the image."""
+        if self.image.value is None:
+            return
+        link_labels(self.viewer, self.image.value, role, layer)
+        self._show_state()
+
+    def on_finished(self) -> None:
+        self._show_state()
 
     # ------------------------------------------------------------------ segmentation
 
@@ -203,10 +303,9 @@ class SegmentWidget(Container):
             raise ValueError(f"'{layer.name}': {error}") from None
         return layer, planes, stack_shape
 
-    def segment(self, layer=None) -> Job | None:
+    def segment(self, layer=None):
         """Start segmenting; returns the running job (None when the input was refused)."""
-        if self.job is not None and self.job.running:
-            self._message("a segmentation is already running; wait or press Cancel", "warning")
+        if self.refuse_if_busy():
             return None
         try:
             layer, planes, stack_shape = self.check_input(layer)
@@ -215,123 +314,159 @@ class SegmentWidget(Container):
         except ValueError as error:
             self._message(str(error), "error")
             return None
-        device = self.device.value
-        transform = _transform_kwargs(layer, len(stack_shape) + 2)
         request = {
             "planes": planes, "stack_shape": stack_shape, "name": layer.name, "weights": weights,
-            "device": device, "thresholds": thresholds, "attention": bool(self.show_attention.value),
+            "device": self.device.value, "thresholds": thresholds, "attention": bool(self.show_attention.value),
             "probabilities": bool(self.show_probabilities.value), "tta": bool(self.tta.value),
+            "photo_id": ensure_photo_id(self.viewer, layer),
         }
         if stack_shape:
             self._message(f"'{layer.name}' is a stack of {len(planes)} images: segmenting each slice")
         else:
             self.status.value = f"segmenting '{layer.name}'…"
-        self.progress.value = 0
-        self._set_running(True)
-        self.job = Job(_segment_job(request), on_event=self._on_event,
-                       on_done=lambda payload: self._on_done(payload, layer, transform),
-                       on_error=self._on_error, on_cancelled=self._on_cancelled,
-                       on_finished=lambda: self._set_running(False))
-        return self.job.start()
+        return self.start_job(_segment_job(request), on_done=lambda payload: self.show_result(layer, *payload))
 
-    def cancel(self) -> None:
-        if self.job is not None and self.job.running:
-            self.status.value = "cancelling (after the current step)…"
-            self.job.cancel()
-
-    def _set_running(self, running: bool) -> None:
-        self.run_button.enabled = not running
-        self.cancel_button.enabled = running
+    def set_running(self, running: bool) -> None:
+        super().set_running(running)
         self.measure_button.enabled = not running
 
-    def _on_event(self, event: Progress) -> None:
-        self.progress.value = progress_value(event)
-        self.status.value = f"{event.message} ({event.elapsed:.1f} s)"
-
-    def _on_error(self, error: BaseException) -> None:
-        self._message(failure_text("segmentation", error), "error")
-
-    def _on_cancelled(self) -> None:
+    def on_cancelled(self) -> None:
         self.progress.value = 0
         self._message("segmentation cancelled; no layers were changed")
 
-    def _on_done(self, payload, source_layer, transform: dict) -> None:
-        results, layer_data = payload
-        for _, kwargs, _ in layer_data:
-            kwargs.update(transform)
-        self.put_layers(layer_data, source_layer.name)
-        self.progress.value = PROGRESS_STEPS
-        metadata = layer_data[-1][1]["metadata"]
-        self.results.value = _layers.format_measurements(metadata["measurements"])
-        first = results[0] if isinstance(results, list) else results
-        messages = metadata["messages"]
-        if NO_DISC_MESSAGE in messages:
-            self._message(f"'{source_layer.name}': {'; '.join(messages)}. The empty disc and cup label layers "
-                          "are ready to paint; press Measure afterwards", "warning")
-        elif messages:
-            self._message(f"'{source_layer.name}': {'; '.join(messages)}. Correct the labels with the brush "
-                          "and press Measure", "warning")
-        else:
-            self._message(f"'{source_layer.name}' segmented in {first.seconds:.1f} s "
-                          f"({first.provenance.get('weights')}, {first.provenance.get('device')})")
+    def show_result(self, photo, result, layer_data: list[tuple] | None = None) -> None:
+        """Put a segmentation of ``photo`` into the viewer (a layer per turn of the event loop) and report it.
 
-    def put_layers(self, layer_data: list[tuple], source: str) -> list:
-        """Add the result layers, replacing those of an earlier run on the same image."""
+        ``layer_data``: :func:`napari_attunet._layers.result_layer_data` of ``result`` (made
+        here when not given, with attention maps when ``result`` has them).
+        """
+        results = result if isinstance(result, list) else [result]
+        stack_ndim = photo.ndim - 2
+        stack_shape = tuple(photo.data.shape[:stack_ndim]) if not photo.multiscale else \
+            tuple(photo.data[0].shape[:stack_ndim])
+        if layer_data is None:
+            layer_data = _layers.result_layer_data(result, photo.name, photo_id=ensure_photo_id(self.viewer, photo),
+                                                   show_probabilities=bool(self.show_probabilities.value),
+                                                   stack_shape=stack_shape)
+        for _, kwargs, _ in layer_data:
+            offset = _layers.plugin_entry(kwargs["metadata"]).get("offset")
+            kwargs.update(placement(photo, stack_ndim + 2, offset))
+        wanted = {_role_key(kwargs["metadata"]) for _, kwargs, _ in layer_data}
+        labels = [item for item in layer_data if item[2] == "labels"]
+        maps = [item for item in layer_data if item[2] != "labels"]
+        metadata = labels[-1][1]["metadata"]
+        # What the person looks for first (disc, cup, the view on them) comes first; the maps follow,
+        # hidden, below the labels.
+        self.in_turns([lambda: self._remove_outdated(photo, wanted),
+                       *[lambda item=item: self._put_layer(photo, item) for item in labels],
+                       lambda: self._show_measurements(photo, metadata, stack_shape, pending=bool(maps)),
+                       *[lambda item=item: self._put_layer(photo, item, below="disc") for item in maps],
+                       lambda: self._report(photo, results, metadata)])
+
+    def _remove_outdated(self, photo, wanted: set) -> None:
+        """Remove the photo's result layers of an earlier run that this run does not make again."""
+        if photo not in self.viewer.layers:
+            raise RuntimeError(f"the image '{photo.name}' was removed from the viewer")
+        for layer in linked_layers(self.viewer, photo):
+            key = _role_key(layer.metadata)
+            if key[0] not in _layers.LABEL_ROLES and key not in wanted:
+                self.viewer.layers.remove(layer)
+
+    def _put_layer(self, photo, item: tuple, below: str | None = None) -> Any:
+        """Add one result layer, or replace the data of the photo's layer of that role (keeping its name).
+
+        ``below``: a new layer goes right below the photo's layer of this role (when there is one).
+        """
         from napari.layers import Image, Labels, Layer
 
-        kinds = {"image": Image, "labels": Labels}
-        names = {kwargs["name"] for _, kwargs, _ in layer_data}
-        for layer in list(self.viewer.layers):  # outputs of an earlier run that this one does not make
-            own = layer.metadata.get(_layers.METADATA_KEY) if isinstance(layer.metadata, dict) else None
-            if own and own.get("source") == source and layer.name not in names:
-                self.viewer.layers.remove(layer)
-        layers = []
-        for data, kwargs, layer_type in layer_data:
-            name = kwargs["name"]
-            existing = self.viewer.layers[name] if name in self.viewer.layers else None
-            if existing is not None and isinstance(existing, kinds[layer_type]) and existing.ndim == data.ndim:
-                existing.data = data
-                existing.metadata = kwargs["metadata"]
-                for key in ("scale", "translate", "rotate", "shear", "affine"):
-                    if key in kwargs:
-                        setattr(existing, key, kwargs[key])
-                layers.append(existing)
-                continue
-            if existing is not None:
-                self.viewer.layers.remove(existing)
-            layers.append(self.viewer.add_layer(Layer.create(data, kwargs, layer_type)))
-        return layers
+        if photo not in self.viewer.layers:
+            raise RuntimeError(f"the image '{photo.name}' was removed from the viewer")
+        data, kwargs, layer_type = item
+        kind = {"image": Image, "labels": Labels}[layer_type]
+        key = _role_key(kwargs["metadata"])
+        linked = linked_layers(self.viewer, photo)
+        existing = next((layer for layer in linked if _role_key(layer.metadata) == key), None)
+        if key[0] in _layers.LABEL_ROLES and existing is None:  # masks the person paired by name or in the menu
+            existing = label_layers(self.viewer, photo)[_layers.LABEL_ROLES.index(key[0])]
+        if existing is not None and isinstance(existing, kind) and existing.ndim == data.ndim:
+            existing.data = data
+            existing.metadata = kwargs["metadata"]
+            for name in ("scale", "translate", "rotate", "shear", "affine"):
+                if name in kwargs:
+                    setattr(existing, name, kwargs[name])
+            return existing
+        if existing is not None:
+            self.viewer.layers.remove(existing)
+        layer = Layer.create(data, kwargs, layer_type)
+        anchor = next((other for other in linked if _role_key(other.metadata)[0] == below), None)
+        index = self.viewer.layers.index(anchor) if anchor in self.viewer.layers else len(self.viewer.layers)
+        self.viewer.layers.insert(index, layer)
+        return layer
+
+    def _show_measurements(self, photo, metadata: dict, stack_shape: tuple, pending: bool) -> None:
+        """The camera on the disc, the measurements, the disc labels selected for the brush."""
+        if self.zoom_to_disc.value:
+            look_at_disc(self.viewer, photo, metadata["measurements"], stack_shape)
+        self._select_disc(photo)
+        self._shown_photo = None
+        self.image.value = photo
+        self.results.value = _layers.format_measurements(metadata["measurements"], metadata.get("confidence"))
+        if pending:
+            self.status.value = f"'{photo.name}': adding the attention maps (hidden)…"
+
+    def _select_disc(self, photo) -> None:
+        """Make the photo's disc labels the active layer, ready for the brush."""
+        disc = label_layers(self.viewer, photo)[0]
+        if disc is not None and self.viewer.layers.selection.active is not disc:
+            self.viewer.layers.selection.active = disc
+
+    def _report(self, photo, results: list, metadata: dict) -> None:
+        """The last step: the bar full, the disc labels active (adding a layer makes it active), a message."""
+        self._select_disc(photo)
+        self.progress.value = PROGRESS_STEPS
+        first = results[0]
+        messages = metadata["messages"]
+        if NO_DISC_MESSAGE in messages:
+            self._message(f"'{photo.name}': {'; '.join(messages)}. The empty disc and cup label layers "
+                          "are ready to paint; press Measure afterwards", "warning")
+        elif messages:
+            self._message(f"'{photo.name}': {'; '.join(messages)}. Correct the labels with the brush "
+                          "and press Measure", "warning")
+        else:
+            seconds = sum(r.seconds for r in results)
+            self._message(f"'{photo.name}' segmented in {seconds:.1f} s "
+                          f"({first.provenance.get('weights')}, {first.provenance.get('device')})")
+        self._shown_photo = photo
+        self._show_state(force=True)
 
     # ------------------------------------------------------------------ measurements
 
-    def _label_layers(self, image_name: str):
-        missing = missing_label_layers(self.viewer, image_name)
+    def _label_layers(self, photo):
+        """The photo's disc and cup labels (linked, named, or chosen in the menus); raises ValueError."""
+        missing = missing_label_layers(self.viewer, photo)
         if missing:
-            raise ValueError(f"no label layer {' or '.join(repr(n) for n in missing)}: segment '{image_name}' "
-                             "first, or name your disc and cup label layers like that")
-        return tuple(self.viewer.layers[name] for name in label_layer_names(image_name))
+            raise ValueError(f"'{photo.name}' has no {' or '.join(repr(n) for n in missing)} label layer: "
+                             "segment it first, or choose its disc and cup labels in the menus below")
+        disc, cup = label_layers(self.viewer, photo)
+        link_labels(self.viewer, photo, "disc", disc)  # from now on they follow the photo through renames
+        link_labels(self.viewer, photo, "cup", cup)
+        return disc, cup
 
-    def _refresh_results_label(self) -> None:
-        layer = self.image.value
-        if layer is None:
-            self.results.value = ""
-            return
-        name = _layers.disc_layer_name(layer.name)
-        if name in self.viewer.layers:
-            record = self.viewer.layers[name].metadata.get("measurements")
-            if record is not None:
-                self.results.value = _layers.format_measurements(record)
-                return
-        self.results.value = ""
+    def _photo_named(self, image_name: str | None):
+        if image_name is None:
+            if self.image.value is None:
+                raise ValueError("no image chosen")
+            return self.image.value
+        for name, layer in self._image_choices():
+            if name == image_name:
+                return layer
+        raise ValueError(f"no image layer '{image_name}'")
 
     def measure(self, image_name: str | None = None):
         """Recompute the measurements from the disc and cup labels as they are now (e.g. after editing)."""
         try:
-            if image_name is None:
-                if self.image.value is None:
-                    raise ValueError("no image chosen")
-                image_name = self.image.value.name
-            disc_layer, cup_layer = self._label_layers(image_name)
+            photo = self._photo_named(image_name)
+            disc_layer, cup_layer = self._label_layers(photo)
             measured = _layers.measure_labels(disc_layer.data, cup_layer.data)
         except ValueError as error:
             self._message(str(error), "error")
@@ -340,21 +475,26 @@ class SegmentWidget(Container):
         for layer in (disc_layer, cup_layer):
             layer.metadata = {**layer.metadata, "measurements": record, "measured_from": "edited labels"}
         self.results.value = _layers.format_measurements(record)
+        self.progress.value = PROGRESS_STEPS
         outside = _layers.cup_outside_disc(disc_layer.data, cup_layer.data)
         note = f"; {outside} cup pixels outside the disc were ignored" if outside else ""
-        self._message(f"measured '{image_name}' from its labels{note}", "warning" if outside else "info")
+        self._message(f"measured '{photo.name}' from its labels{note}", "warning" if outside else "info")
         return measured
 
     def measurement_rows(self) -> list[dict]:
-        """One CSV row per segmented image (per slice for stacks) in the viewer."""
+        """One CSV row per segmented or measured image (per slice for stacks) in the viewer."""
         rows = []
         for layer in self.viewer.layers:
-            own = layer.metadata.get(_layers.METADATA_KEY) if isinstance(layer.metadata, dict) else None
-            if not own or own.get("role") != "disc" or "measurements" not in layer.metadata:
+            own = _layers.plugin_entry(layer.metadata)
+            if own.get("role") != "disc" or "measurements" not in layer.metadata:
                 continue
-            source = "edited labels" if layer.metadata.get("measured_from") == "edited labels" else "network"
-            rows += _layers.measurement_rows(own.get("source", layer.name), layer.metadata["measurements"],
-                                             layer.metadata.get("provenance", {}), source)
+            photo = photo_of(self.viewer, layer)
+            name = photo.name if photo is not None else own.get("source", layer.name)
+            edited = layer.metadata.get("measured_from") == "edited labels"
+            rows += _layers.measurement_rows(name, layer.metadata["measurements"],
+                                             layer.metadata.get("provenance", {}),
+                                             "edited labels" if edited else "network",
+                                             layer.metadata.get("confidence"))
         return rows
 
     def export_csv(self, path: str | Path) -> Path | None:
@@ -385,6 +525,12 @@ class SegmentWidget(Container):
             self.export_csv(path)
 
 
+def _role_key(metadata) -> tuple:
+    """What a result layer is, whatever its name: ``(role, gate)``."""
+    entry = _layers.plugin_entry(metadata)
+    return entry.get("role"), entry.get("gate")
+
+
 def _segment_job(request: dict):
     """Worker-thread side: load the network, segment, build the layer data."""
     from ..inference import iter_segment
@@ -397,7 +543,8 @@ def _segment_job(request: dict):
     result = yield from forward(iter_segment(planes if request["stack_shape"] else planes[0], model,
                                              request["device"], disc_threshold=disc_t, cup_threshold=cup_t,
                                              attention=request["attention"], tta=request["tta"]))
-    layer_data = _layers.result_layer_data(result, request["name"], show_probabilities=request["probabilities"],
+    layer_data = _layers.result_layer_data(result, request["name"], photo_id=request["photo_id"],
+                                           show_probabilities=request["probabilities"],
                                            stack_shape=request["stack_shape"])
     _preload_label_layer_modules()
     return result, layer_data
@@ -406,16 +553,20 @@ def _segment_job(request: dict):
 def _preload_label_layer_modules() -> None:
     """Import here, off the GUI thread, what napari's first Labels layer would import there.
 
-    napari builds a Labels layer's feature table with pandas; importing it takes about
-    0.3 s, which the GUI thread would otherwise spend the first time results are added.
+    napari builds a Labels layer's feature table with pandas (about 0.3 s to import) and
+    imports the Labels layer's controls and canvas overlays the first time one is added.
     """
-    try:
-        import pandas  # noqa: F401
-    except ImportError:  # pragma: no cover - napari depends on pandas
-        pass
+    import importlib
+
+    for module in ("pandas", "napari._qt.layer_controls.qt_labels_controls", "napari._vispy.layers.labels",
+                   "napari._vispy.overlays.labels_polygon", "napari._vispy.overlays.labels_brush_stroke"):
+        try:
+            importlib.import_module(module)
+        except ImportError:  # pragma: no cover - another napari version: the GUI thread imports what it needs
+            pass
 
 
-def segment_widget(napari_viewer: "napari.viewer.Viewer") -> SegmentWidget:
+def segment_widget(napari_viewer: napari.viewer.Viewer) -> SegmentWidget:
     """npe2 widget command."""
     return SegmentWidget(napari_viewer)
 
