@@ -37,7 +37,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from napari_attunet.run_records import OutputFolder
+from napari_attunet.run_records import OutputFolder  # noqa: E402 (after the path set-up)
 
 
 def make_inputs(folder: Path, count: int, seed: int) -> Path:

@@ -36,7 +36,8 @@ import time
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2, help="runs per image (the first adds layers, later ones replace)")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="runs per image (the first adds layers, later ones replace)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--case", choices=["sample", "large"], default=None,
                         help="measure one image in this process (default: each in a fresh process)")

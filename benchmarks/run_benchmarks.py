@@ -205,7 +205,8 @@ def training_log_summary() -> dict:
         rows = read_log(path)
         if rows:
             stages[stage] = {"log": str(path.relative_to(REPO)), "epochs": rows[-1]["epoch"],
-                             "seconds": rows[-1]["seconds"], "seconds_per_epoch": rows[-1]["seconds"] / rows[-1]["epoch"]}
+                             "seconds": rows[-1]["seconds"],
+                             "seconds_per_epoch": rows[-1]["seconds"] / rows[-1]["epoch"]}
     return stages
 
 

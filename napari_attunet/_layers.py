@@ -316,7 +316,8 @@ def result_layer_data(result, image_name: str, *, photo_id: str | None = None,
     return layers
 
 
-def disc_view(record: dict | list[dict], stack_index: int | None = None) -> tuple[int | None, tuple[float, float], float] | None:
+def disc_view(record: dict | list[dict], stack_index: int | None = None
+              ) -> tuple[int | None, tuple[float, float], float] | None:
     """Where the disc lies, for the camera: ``(slice, (centre y, centre x), extent)`` in photo pixels.
 
     ``record``: a measurement record (:func:`measurement_record`).  For a stack, the slice

@@ -17,7 +17,7 @@ the disc.  Choose on images you will not judge the result on.
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch

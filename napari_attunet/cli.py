@@ -237,7 +237,8 @@ def _calibrate(args) -> int:
         missed = report["discs_not_found"]
         listed = f": {', '.join(missed)}" if missed else ""
         print(f"{len(samples)} images ({len(missed)} without a disc found{listed}); "
-              f"weights {model.weights_info.name} ({model.weights_info.sha256[:12]}); chosen cup threshold {chosen:.2f}")
+              f"weights {model.weights_info.name} ({model.weights_info.sha256[:12]}); "
+              f"chosen cup threshold {chosen:.2f}")
     if args.apply:
         source = (f"napari-attunet calibrate on {len(samples)} images of {args.data.name} ({args.split}) "
                   f"(weights SHA-256 {model.weights_info.sha256[:12]}…)")

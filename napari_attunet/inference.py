@@ -17,21 +17,29 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from scipy import ndimage
 
 from . import __version__
+from .confidence import Quality, crop_quality
 from .devices import resolve_device
 from .imageio import flatten_alpha
 from .measure import Measurements, disc_shape_warning, measure
-from .confidence import Quality, crop_quality
 from .model import AttentionUNet
-from .preprocessing import (black_level, crop_box, crop_padded, disc_geometry, resize, square_pad_box, standardise,
-                            validate_image)
+from .preprocessing import (
+    black_level,
+    crop_box,
+    crop_padded,
+    disc_geometry,
+    resize,
+    square_pad_box,
+    standardise,
+    validate_image,
+)
 from .progress import Progress, Stopwatch, run_to_end
 from .shapes import SHAPES, largest_component
 
@@ -185,10 +193,10 @@ def _network_input(image: torch.Tensor, box: tuple[int, int, int, int], size: in
 def _inside(box: tuple[int, int, int, int], shape) -> tuple[slice, slice, slice, slice] | None:
     """Slices of ``box`` that lie inside an image of ``shape``: (image rows, image cols, box rows, box cols)."""
     top, left, bottom, right = box
-    t, l, b, r = max(top, 0), max(left, 0), min(bottom, shape[0]), min(right, shape[1])
-    if b <= t or r <= l:
+    t, le, b, r = max(top, 0), max(left, 0), min(bottom, shape[0]), min(right, shape[1])
+    if b <= t or r <= le:
         return None
-    return slice(t, b), slice(l, r), slice(t - top, b - top), slice(l - left, r - left)
+    return slice(t, b), slice(le, r), slice(t - top, b - top), slice(le - left, r - left)
 
 
 def _touches_border(mask: np.ndarray) -> bool:
@@ -266,7 +274,6 @@ class Segmenter:
     def segment_crops(self, images: Sequence[torch.Tensor], discs: Sequence[tuple[float, float, float]],
                       attention: bool) -> list[Crop]:
         """Fine pass on disc-centred crops (a square of ``context`` disc diameters around each disc)."""
-        size = self.settings["fine_size"]
         boxes = [crop_box((y, x), max(self.settings["context"] * diameter, 16.0)) for y, x, diameter in discs]
         return self._crops(images, boxes, attention)
 
@@ -276,7 +283,7 @@ class Segmenter:
         batch = torch.cat([_network_input(image, box, size) for image, box in zip(images, boxes)])
         probs, maps, deep = self._run(batch, attention, deep=True)
         crops = []
-        for i, (image, box) in enumerate(zip(images, boxes)):
+        for i, box in enumerate(boxes):
             crop_probs = probs[i].cpu().numpy()
             quality = crop_quality(crop_probs[0], None if deep is None else deep[i].cpu().numpy(),
                                    self.disc_threshold)

@@ -138,7 +138,9 @@ class OutputFolder:
                 match = _TEMPORARY.match(name)
                 if name.endswith(".stale") and inside_state:
                     match = True
-                elif match is None or name.startswith(f".{self.lock_path.name}.") or not inside_state and not (match["name"] == TABLE_NAME or OUTPUT_NAME.match(match["name"])):
+                elif match is None or name.startswith(f".{self.lock_path.name}."):
+                    continue
+                elif not inside_state and not (match["name"] == TABLE_NAME or OUTPUT_NAME.match(match["name"])):
                     continue
                 (Path(folder) / name).unlink(missing_ok=True)
                 removed += 1

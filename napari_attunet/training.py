@@ -20,9 +20,9 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -35,13 +35,12 @@ from .atomic import atomic_write_bytes, remove_stale_temporaries
 from .augment import sample_view
 from .datasets import Sample
 from .devices import resolve_device
-from .inference import DEFAULT_PREPROCESSING, Segmenter
 from .evaluation import score_sample, summarise
+from .inference import DEFAULT_PREPROCESSING, Segmenter
 from .model import AttentionUNet
 from .preprocessing import disc_geometry
 from .progress import Progress, Stopwatch, run_to_end
 from .weights import UNCALIBRATED_THRESHOLDS, load_model, save_weights, thresholds_from
-
 
 FINE_TUNE_STEPS = 120
 """Optimisation steps of the fine-tuning recipe (about 7 minutes on 2 CPU cores)."""

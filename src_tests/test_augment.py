@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import synthetic_fundus
+
 from napari_attunet.augment import camera, sample_view
 from napari_attunet.preprocessing import disc_geometry
 

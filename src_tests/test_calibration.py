@@ -33,7 +33,7 @@ def annotated(retina, default_model):
 
     crops = [retina[450:850, 40:440], retina[400:900, 0:500]]
     samples = []
-    for index, crop in enumerate(crops):
+    for crop in crops:
         result = segment(crop, default_model, device="cpu", attention=False, cup_threshold=0.35)
         samples.append((crop, result.disc, result.cup))
     return samples_from_arrays(samples)

@@ -1,8 +1,8 @@
 """`napari-attunet train --init`: adapting trained weights uses the few-shot recipe unless told otherwise."""
 
 import pytest
-
 from conftest import synthetic_fundus
+
 from napari_attunet.cli import main
 from napari_attunet.imageio import mask_to_uint8, write_image
 from napari_attunet.training import TrainConfig

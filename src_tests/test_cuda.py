@@ -5,8 +5,8 @@ import gc
 import numpy as np
 import pytest
 import torch
-
 from conftest import synthetic_fundus
+
 from napari_attunet import load_model, segment
 from napari_attunet.augment import sample_view
 from napari_attunet.datasets import samples_from_arrays

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from conftest import synthetic_fundus
 from PIL import Image
 
-from conftest import synthetic_fundus
 from napari_attunet.datasets import load_dataset, load_drishti, samples_from_arrays
 from napari_attunet.imageio import read_image, refuge_map
 

@@ -13,9 +13,9 @@ import math
 
 import numpy as np
 import pytest
+from conftest import synthetic_fundus
 from PIL import Image
 
-from conftest import synthetic_fundus
 from napari_attunet import measure, segment
 from napari_attunet.cli import main
 

@@ -4,10 +4,10 @@ reader, writers and sample data does not load torch (which takes seconds)."""
 import importlib
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import napari_attunet
 

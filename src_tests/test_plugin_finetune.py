@@ -83,7 +83,8 @@ def test_two_epoch_finetune_from_layers_then_segment_with_it(viewer, qtbot, tmp_
     segment_widget = widget.use_in_segment()
     assert segment_widget is not None
     assert segment_widget.weights.value == "fine-tuned: tuned.safetensors"
-    assert widget.start_from.choices[0] == DEFAULT_WEIGHTS and "fine-tuned: tuned.safetensors" in widget.start_from.choices
+    assert widget.start_from.choices[0] == DEFAULT_WEIGHTS
+    assert "fine-tuned: tuned.safetensors" in widget.start_from.choices
     assert segment_widget.weights_path() == out
     seg_job = segment_widget.segment(layers[0])
     qtbot.waitUntil(lambda: not segment_widget.busy, timeout=120_000)  # result layers in the viewer

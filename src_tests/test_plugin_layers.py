@@ -15,7 +15,6 @@ from napari_attunet.imageio import decode_refuge_map, read_image
 from napari_attunet.inference import SegmentationResult
 from napari_attunet.measure import measure
 
-
 CROP = (20, 10, 100, 90)
 """The fake results' analysed crop (top, left, bottom, right)."""
 
@@ -95,7 +94,7 @@ def test_result_layer_data_options():
 def test_result_layer_data_for_a_stack():
     results = [fake_result(), fake_result(disc_found=False), fake_result(), fake_result()]
     layers = _layers.result_layer_data(results, "stack", stack_shape=(2, 2))
-    for data, kwargs, layer_type in layers:  # one crop for all slices: the union of their crops
+    for data, _kwargs, layer_type in layers:  # one crop for all slices: the union of their crops
         assert data.shape == ((2, 2, 80, 80) if layer_type == "image" else (2, 2, 120, 100))
     assert layers[0][1]["metadata"][_layers.METADATA_KEY]["offset"] == [0, 0, 20, 10]
     assert layers[0][1]["translate"] == (0.0, 0.0, 20.0, 10.0)

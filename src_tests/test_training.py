@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import synthetic_fundus
+
 from napari_attunet import load_model
 from napari_attunet.datasets import samples_from_arrays
 from napari_attunet.progress import Cancelled

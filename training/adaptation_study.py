@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _study import DRISHTI, REPO
 from variants import crop
 

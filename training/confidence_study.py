@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from _study import REPO
 
 FAILURE_DICE = 0.85

@@ -21,18 +21,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _study import DRISHTI, REPO
 
 LOST_GOOD_OUTLINES = 0.0
 
 
 def crop_confidences(data: Path) -> dict:
+    from stress_test import no_disc_crop
+
     import napari_attunet.inference as inference
     from napari_attunet import load_model
     from napari_attunet.datasets import load_drishti
     from napari_attunet.inference import Segmenter, image_tensor
-    from stress_test import no_disc_crop
 
     inference.NO_DISC_BELOW = 0.0  # measure every candidate
     segmenter = Segmenter(load_model(device="cpu"), torch.device("cpu"))

@@ -19,7 +19,6 @@ import sys
 
 import numpy as np
 import torch
-
 from _study import REPO, study_parser
 
 

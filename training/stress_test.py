@@ -29,7 +29,6 @@ import time
 
 import numpy as np
 import torch
-
 from _study import REPO, study_parser
 from variants import CAMERAS, frame, recolour
 
@@ -69,7 +68,8 @@ def run(weights, data, split: str, images: int | None, tta: bool = False) -> dic
     model = load_model(weights, device="cpu")
     segmenter = Segmenter(model, torch.device("cpu"), tta=tta)
     samples = load_drishti(data, split)[:images]
-    report = {"weights": model.weights_info.name, "weights_sha256": model.weights_info.sha256, "split": split, "tta": tta,
+    report = {"weights": model.weights_info.name, "weights_sha256": model.weights_info.sha256, "split": split,
+              "tta": tta,
               "images": [s.name for s in samples], "variants": {}, "rows": []}
     print(f"{'framing':14s} {'camera':18s} {'OD':>6s} {'OC':>6s} {'MAE':>6s} {'missed':>6s} {'low conf':>8s}")
     for framing, camera in variants():

@@ -28,7 +28,6 @@ import json
 import sys
 
 import torch
-
 from _study import REPO, study_parser
 
 
@@ -61,7 +60,8 @@ def main() -> int:
     print(f"chosen cup threshold: {chosen}")
     out = args.out or REPO / "training" / f"threshold_study_{args.split}.json"
     out.write_text(json.dumps({"split": args.split, "weights": model.weights_info.name,
-                               "weights_sha256": model.weights_info.sha256, "rule": RULE, "chosen_cup_threshold": chosen,
+                               "weights_sha256": model.weights_info.sha256, "rule": RULE,
+                               "chosen_cup_threshold": chosen,
                                "results": report}, indent=2) + "\n")
     if args.apply:
         target = args.weights or default_weights_path()

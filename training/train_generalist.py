@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import torch
-
 from _study import DRISHTI
 from variants import frame, recolour
 

@@ -38,9 +38,9 @@ def crop(sample: Sample, k: float, size: int | None = 350) -> Sample:
     top, left = int(round(cy - side / 2)), int(round(cx - side / 2))
     height, width = sample.disc.shape
     out = [np.zeros((side, side, 3), np.uint8), np.zeros((side, side), bool), np.zeros((side, side), bool)]
-    t, l, b, r = max(top, 0), max(left, 0), min(top + side, height), min(left + side, width)
+    t, le, b, r = max(top, 0), max(left, 0), min(top + side, height), min(left + side, width)
     for target, source in zip(out, (sample.image, sample.disc, sample.cup)):
-        target[t - top : b - top, l - left : r - left] = source[t:b, l:r]
+        target[t - top : b - top, le - left : r - left] = source[t:b, le:r]
     if size is not None:
         out = [_resize(out[0], size, False), _resize(out[1], size, True), _resize(out[2], size, True)]
     return make_sample(sample.name, *out)

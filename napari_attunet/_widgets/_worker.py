@@ -12,7 +12,7 @@ keeps its best checkpoint).  Memory of a GPU is handed back at the end.
 from __future__ import annotations
 
 import gc
-from typing import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 from napari.qt.threading import create_worker
 
@@ -109,7 +109,7 @@ class Job:
             "yielded": on_event, "returned": done, "errored": error, "aborted": aborted,
             "finished": self._finish})
 
-    def start(self) -> "Job":
+    def start(self) -> Job:
         self.running = True
         self.worker.start()
         return self

@@ -148,7 +148,8 @@ class SegmentWidget(JobWidget):
         self.cup_labels = ComboBox(label="cup labels", choices=self._label_choices, nullable=True,
                                    tooltip="the image's cup labels: its segmentation, or masks you opened or painted")
         self.measure_button = PushButton(text="Measure (edited labels)",
-                                         tooltip="recompute vCDR and areas from the disc and cup labels as they are now")
+                                         tooltip="recompute vCDR and areas from the disc and cup labels "
+                                                 "as they are now")
         self.export_button = PushButton(text="Export CSV…")
         self.extend([
             self.image, self.weights, self.weights_file, self.device, self.disc_threshold, self.cup_threshold,
@@ -257,7 +258,8 @@ class SegmentWidget(JobWidget):
             self.progress.value = 0
         else:
             edited = disc.metadata.get("measured_from") == "edited labels"
-            self.results.value = _layers.format_measurements(record, None if edited else disc.metadata.get("confidence"))
+            confidence = None if edited else disc.metadata.get("confidence")
+            self.results.value = _layers.format_measurements(record, confidence)
             self.progress.value = PROGRESS_STEPS
         if photo is not self._shown_photo:  # a different image: say where it stands
             self._shown_photo = photo
