@@ -46,7 +46,11 @@ def _add_train(subparsers) -> None:
     from .training import TrainConfig
 
     defaults = TrainConfig()
-    p = subparsers.add_parser("train", help="train or fine-tune the network on annotated images")
+    p = subparsers.add_parser(
+        "train", help="train or fine-tune the network on annotated images",
+        description="On several processes: torchrun --nproc_per_node=N -m napari_attunet train ... "
+                    "(DistributedDataParallel; NCCL on GPUs, Gloo on the CPU). --batch-size is the global "
+                    "batch, split across the processes; rank 0 logs, validates and writes the files.")
     p.add_argument("--data", required=True, type=Path,
                    help="Drishti-GS1 folder (its training split is used) or a folder of images and masks")
     p.add_argument("--out", required=True, type=Path, help="weights file to write (.safetensors)")
@@ -71,6 +75,7 @@ def _add_train(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--resume", action="store_true", help="continue from <out>.resume.safetensors")
     p.add_argument("--log", type=Path, default=None, help="append one JSON line per epoch here")
+    p.add_argument("--step-log", type=Path, default=None, help="append one JSON line per training step here")
 
 
 def _add_evaluate(subparsers) -> None:
@@ -157,16 +162,33 @@ def _train(args, argv) -> int:
         init_weights=args.init, freeze_encoder=args.freeze_encoder, device=args.device, threads=args.threads,
         data_description=description, command="napari-attunet train " + shlex.join(argv[1:]),
     )
+    from .distributed import environment_group, stop
+
+    processes = environment_group()  # under torchrun, rank 0 reports; the others only train
+    try:
+        if processes is not None and not processes.is_main:
+            for _ in iter_train(samples, args.out, config, resume=args.resume):
+                pass
+            return 0
+        return _report_training(iter_train(samples, args.out, config, resume=args.resume), args)
+    finally:
+        stop()
+
+
+def _report_training(events, args) -> int:
     from tqdm import tqdm
 
     bar = None
-    for event in iter_train(samples, args.out, config, resume=args.resume):
+    for event in events:
         if bar is None:
             bar = tqdm(total=event.total, initial=event.step - (1 if event.stage == "train" else 0),
                        unit="step", dynamic_ncols=True, file=sys.stderr)
         if event.stage == "train":
             bar.update(event.step - bar.n)
             bar.set_postfix(epoch=event.metrics["epoch"], loss=f"{event.metrics['loss']:.3f}")
+            if args.step_log:
+                with open(args.step_log, "a") as log:
+                    log.write(json.dumps({"step": event.step, **event.metrics}) + "\n")
         elif event.stage == "validate":
             line = json.dumps(event.metrics)
             bar.write(line)
