@@ -40,6 +40,13 @@ def _add_segment(subparsers) -> None:
     p.add_argument("--tta", action="store_true", help="average with the mirrored image (slower)")
     p.add_argument("--overwrite", action="store_true",
                    help="redo every image, also when --out holds a run with other settings")
+    p.add_argument("--table", default=None, metavar="NAME.parquet",
+                   help="also write the table as Parquet (needs pyarrow) under this name inside --out")
+    p.add_argument("--dask", default=None, metavar="CLUSTER",
+                   help="segment on a Dask cluster (needs the [distributed] extra): local or local:N starts N "
+                        "worker processes here; tcp://HOST:PORT or a scheduler file (.json) joins a running "
+                        "cluster, whose workers must see the inputs, the weights and --out at the same paths "
+                        "(docs/large-cohorts.md)")
 
 
 def _add_train(subparsers) -> None:
