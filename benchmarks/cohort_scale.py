@@ -110,7 +110,7 @@ def main() -> None:
     results["listing"] = listing_growth(args.inputs)
     results["load_average_at_end"] = os.getloadavg()
     n = results["photos"]
-    print(f"| mode | wall s | images/s | client peak MiB | largest worker peak MiB |\n|---|---|---|---|---|")
+    print("| mode | wall s | images/s | client peak MiB | largest worker peak MiB |\n|---|---|---|---|---|")
     for name in ("in-process", "dask local:1", "dask local:2"):
         r = results[name]
         print(f"| {name} | {r['seconds']:.1f} | {n / r['seconds']:.3f} | {r['client_peak_mib']:.0f} | "

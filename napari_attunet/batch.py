@@ -28,7 +28,6 @@ from . import __version__
 from .imageio import IMAGE_SUFFIXES, mask_to_uint8, read_image, rows_to_csv, write_image
 from .inference import DEFAULT_SHAPE
 from .run_lock import LockHeld, RunLock
-from .weights import atomic_write_bytes
 from .run_records import (
     ERROR_PREFIX,
     OUTPUT_NAME,
@@ -37,6 +36,7 @@ from .run_records import (
     is_error,
     settings_changes,
 )
+from .weights import atomic_write_bytes
 
 CSV_COLUMNS = [
     "image", "status", "confidence", "vcdr", "area_cdr", "disc_area", "cup_area", "disc_centre_y", "disc_centre_x",

@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 
 @dataclass(frozen=True)
