@@ -59,7 +59,7 @@ def run_segment(photos: Path, out: Path, extra: list[str]) -> dict:
 def listing_growth(count: int) -> dict:
     """Client RSS growth while ``count`` empty input files are listed and planned (in a fresh process)."""
     script = f"""
-import json, os, resource, sys, tempfile, time
+import json, os, resource, shutil, sys, tempfile, time
 from pathlib import Path
 import psutil
 from napari_attunet.batch import BatchOptions, collect_inputs, plan_jobs
@@ -77,6 +77,7 @@ planned = rss()
 print(json.dumps({{"inputs": len(jobs), "listing_seconds": listing_seconds,
                   "growth_listing_mib": (listed - before) / 2**20, "growth_planned_mib": (planned - before) / 2**20,
                   "bytes_per_input": (planned - before) / len(jobs)}}))
+shutil.rmtree(folder)
 """
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
@@ -87,7 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=40)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--inputs", type=int, default=100_000)
+    parser.add_argument("--inputs", type=int, default=100_000, help="empty files to list (0: skip)")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = parser.parse_args()
     images = sorted((args.data / "Drishti-GS1_files" / "Test" / "Images").glob("*.png"))
@@ -107,7 +108,8 @@ def main() -> None:
                             ("dask local:2", ["--dask", "local:2"])):
             results[name] = run_segment(photos, Path(temporary) / name.replace(" ", "_").replace(":", ""), extra)
             print(name, json.dumps(results[name]), file=sys.stderr)
-    results["listing"] = listing_growth(args.inputs)
+    if args.inputs:
+        results["listing"] = listing_growth(args.inputs)
     results["load_average_at_end"] = os.getloadavg()
     n = results["photos"]
     print("| mode | wall s | images/s | client peak MiB | largest worker peak MiB |\n|---|---|---|---|---|")
@@ -117,9 +119,10 @@ def main() -> None:
               f"{r['largest_other_process_peak_mib']:.0f} |")
     overhead = (results["dask local:1"]["seconds"] - results["in-process"]["seconds"]) / n
     print(f"\nDask overhead per image (local:1 minus in-process, over {n} photos): {overhead:.2f} s")
-    listing = results["listing"]
-    print(f"Listing and planning {listing['inputs']} inputs: {listing['listing_seconds']:.1f} s, client RSS +"
-          f"{listing['growth_planned_mib']:.0f} MiB ({listing['bytes_per_input']:.0f} bytes per input)")
+    listing = results.get("listing")
+    if listing:
+        print(f"Listing and planning {listing['inputs']} inputs: {listing['listing_seconds']:.1f} s, client RSS +"
+              f"{listing['growth_planned_mib']:.0f} MiB ({listing['bytes_per_input']:.0f} bytes per input)")
     print(f"Load average at start {results['load_average_at_start']}, at end {results['load_average_at_end']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
