@@ -30,7 +30,9 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "drishti-gs1"
 
 def run_segment(photos: Path, out: Path, extra: list[str]) -> dict:
     """Run one ``segment`` command; its wall time and the peak RSS of the client and of its workers."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    # torch picks its threads itself: all cores in-process, cores / workers on each Dask worker
+    env = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
+    env["PYTHONPATH"] = str(REPO)
     command = [sys.executable, "-m", "napari_attunet", "segment", str(photos), "--out", str(out), "--device", "cpu",
                *extra]
     start = time.perf_counter()

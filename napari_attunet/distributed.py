@@ -52,9 +52,27 @@ class Group:
     @staticmethod
     def sum(tensor: torch.Tensor) -> torch.Tensor:
         """Sum over processes, differentiable (the backward pass sums the gradients too)."""
-        from torch.distributed.nn.functional import all_reduce
+        return _ProcessSum.apply(tensor)
 
-        return all_reduce(tensor)
+
+class _ProcessSum(torch.autograd.Function):
+    """All-reduce (sum) with gradients: each process's gradient is the sum of all processes' ones."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, gradient: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        gradient = gradient.clone()
+        dist.all_reduce(gradient)
+        return gradient
 
 
 def environment_group() -> Group | None:
