@@ -36,6 +36,7 @@ from .run_records import (
     is_error,
     settings_changes,
 )
+from .weights import atomic_write_bytes
 
 CSV_COLUMNS = [
     "image", "status", "confidence", "vcdr", "area_cdr", "disc_area", "cup_area", "disc_centre_y", "disc_centre_x",
@@ -316,6 +317,14 @@ def run_segment(args) -> int:
                            cup_threshold=args.cup_threshold, tta=args.tta, attention=args.attention,
                            overlay=args.overlay)
     out: Path = args.out
+    if getattr(args, "table", None):
+        from .tables import check_table_name
+
+        check_table_name(args.table)
+    if getattr(args, "dask", None):
+        from .dask_batch import check_spec
+
+        check_spec(args.dask)
     jobs, problems = collect_inputs(args.inputs, recursive=args.recursive, skip=out)
     for problem in problems:
         _print(problem)
@@ -384,14 +393,20 @@ def _run_locked(args, options: BatchOptions, jobs: list[ImageJob], problems: int
     if plan.done:
         _print(f"{len(plan.done)} of {len(jobs)} images already done in {folder.root}; {len(plan.todo)} to segment")
     stopped, status = None, EXIT_DONE
-    bar = tqdm(plan.todo, desc="segment", unit="image", file=sys.stderr, dynamic_ncols=True)
+    if getattr(args, "dask", None):
+        from .dask_batch import segment_on_dask
+
+        finished_jobs = segment_on_dask(plan.todo, options, folder, digest, run, args.dask)
+    else:
+        finished_jobs = ((job, segment_one(job, segmenter, options, folder, digest, run)) for job in plan.todo)
+    bar = tqdm(total=len(plan.todo), desc="segment", unit="image", file=sys.stderr, dynamic_ncols=True)
     try:
-        for job in bar:
+        for job, record in finished_jobs:
+            bar.update()
+            records[job.relative] = record
             if lock.lost:
                 stopped = f"another run took over {folder.root} (this one was judged stale)"
                 break
-            record = segment_one(job, segmenter, options, folder, digest, run)
-            records[job.relative] = record
             row = record["row"]
             if is_error(record):
                 tqdm.write(f"napari-attunet: {job.source}: skipped: {row['status'][len(ERROR_PREFIX):]}",
@@ -406,7 +421,8 @@ def _run_locked(args, options: BatchOptions, jobs: list[ImageJob], problems: int
         stopped, status = ("terminated" if isinstance(error, _Terminated) else "interrupted"), EXIT_INTERRUPTED
     finally:
         bar.close()
-    table_written = write_table(folder, records)
+        finished_jobs.close()  # a cluster's remaining tasks are cancelled
+    table_written = write_table(folder, records, getattr(args, "table", None))
     failed = problems + len(plan.refused) + sum(is_error(records[job.relative]) for job in jobs
                                                 if job.relative in records)
     finished = sum(job.relative in records and not is_error(records[job.relative]) for job in jobs)
@@ -422,13 +438,20 @@ def _run_locked(args, options: BatchOptions, jobs: list[ImageJob], problems: int
     return EXIT_SOME_FAILED if failed else EXIT_DONE
 
 
-def write_table(folder: OutputFolder, records: dict[str, dict]) -> bool:
-    """Write ``results.csv`` from ``records`` (relative path -> record), sorted by path; False if it failed."""
+def write_table(folder: OutputFolder, records: dict[str, dict], parquet: str | None = None) -> bool:
+    """Write ``results.csv`` (and the Parquet table ``parquet``, a name inside the folder) from ``records``
+    (relative path -> record), sorted by path; False if it failed."""
     rows = [records[key]["row"] for key in sorted(records, key=os.fsencode)]
+    path = folder.table_path
     try:
         folder.write_table(csv_bytes(rows))
+        if parquet:
+            from .tables import parquet_bytes
+
+            path = folder.root / parquet
+            atomic_write_bytes(path, parquet_bytes(rows, CSV_COLUMNS))
     except OSError as error:
-        _print(f"error: cannot write {folder.table_path}: {error} (the per-image records are kept; the next "
+        _print(f"error: cannot write {path}: {error} (the per-image records are kept; the next "
                "run writes the table)")
         return False
     return True

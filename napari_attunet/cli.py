@@ -40,13 +40,24 @@ def _add_segment(subparsers) -> None:
     p.add_argument("--tta", action="store_true", help="average with the mirrored image (slower)")
     p.add_argument("--overwrite", action="store_true",
                    help="redo every image, also when --out holds a run with other settings")
+    p.add_argument("--table", default=None, metavar="NAME.parquet",
+                   help="also write the table as Parquet (needs pyarrow) under this name inside --out")
+    p.add_argument("--dask", default=None, metavar="CLUSTER",
+                   help="segment on a Dask cluster (needs the [distributed] extra): local or local:N starts N "
+                        "worker processes here; tcp://HOST:PORT or a scheduler file (.json) joins a running "
+                        "cluster, whose workers must see the inputs, the weights and --out at the same paths "
+                        "(docs/large-cohorts.md)")
 
 
 def _add_train(subparsers) -> None:
     from .training import FINE_TUNE_STEPS, MIN_VALIDATION_IMAGES, TrainConfig
 
     defaults = TrainConfig()
-    p = subparsers.add_parser("train", help="train or fine-tune the network on annotated images")
+    p = subparsers.add_parser(
+        "train", help="train or fine-tune the network on annotated images",
+        description="On several processes: torchrun --nproc_per_node=N -m napari_attunet train ... "
+                    "(DistributedDataParallel; NCCL on GPUs, Gloo on the CPU). --batch-size is the global "
+                    "batch, split across the processes; rank 0 logs, validates and writes the files.")
     p.add_argument("--data", required=True, type=Path,
                    help="Drishti-GS1 folder (its training split is used) or a folder of images and masks")
     p.add_argument("--out", required=True, type=Path, help="weights file to write (.safetensors)")
@@ -80,6 +91,7 @@ def _add_train(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out file (and its resume state) with a new run")
     p.add_argument("--log", type=Path, default=None, help="append one JSON line per epoch here")
+    p.add_argument("--step-log", type=Path, default=None, help="append one JSON line per training step here")
 
 
 def _add_evaluate(subparsers) -> None:
@@ -172,16 +184,34 @@ def _train(args, argv) -> int:
         init_weights=args.init, freeze_encoder=args.freeze_encoder, device=args.device, threads=args.threads,
         data_description=description, command="napari-attunet train " + shlex.join(argv[1:]),
     )
+    from .distributed import environment_group, stop
+
+    processes = environment_group()  # under torchrun, rank 0 reports; the others only train
+    try:
+        if processes is not None and not processes.is_main:
+            for _ in iter_train(samples, args.out, config, resume=args.resume, overwrite=args.overwrite):
+                pass
+            return 0
+        return _report_training(iter_train(samples, args.out, config, resume=args.resume,
+                                           overwrite=args.overwrite), args)
+    finally:
+        stop()
+
+
+def _report_training(events, args) -> int:
     from tqdm import tqdm
 
     bar = None
-    for event in iter_train(samples, args.out, config, resume=args.resume, overwrite=args.overwrite):
+    for event in events:
         if bar is None:
             bar = tqdm(total=event.total, initial=event.step - (1 if event.stage == "train" else 0),
                        unit="step", dynamic_ncols=True, file=sys.stderr)
         if event.stage == "train":
             bar.update(event.step - bar.n)
             bar.set_postfix(epoch=event.metrics["epoch"], loss=f"{event.metrics['loss']:.3f}")
+            if args.step_log:
+                with open(args.step_log, "a") as log:
+                    log.write(json.dumps({"step": event.step, **event.metrics}) + "\n")
         elif event.stage == "validate":
             line = json.dumps(event.metrics)
             bar.write(line)

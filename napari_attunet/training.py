@@ -35,6 +35,7 @@ from .atomic import atomic_write_bytes, remove_stale_temporaries
 from .augment import sample_view
 from .datasets import Sample
 from .devices import resolve_device
+from .distributed import barrier, check_batches, environment_group, start, wrap
 from .evaluation import score_sample, summarise
 from .inference import DEFAULT_PREPROCESSING, Segmenter
 from .model import AttentionUNet
@@ -111,13 +112,26 @@ class TrainConfig:
             raise ValueError(f"input_size must be a multiple of 16 and at least 64, got {self.input_size}")
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy plus soft Dice, averaged over the disc and cup channels."""
-    bce = F.binary_cross_entropy_with_logits(logits, target)
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor,
+                      total: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """Binary cross-entropy plus soft Dice, averaged over the disc and cup channels.
+
+    ``total`` (training on several processes) sums a tensor over the processes: the sums
+    are added before the ratios are taken, so the loss is that of the global batch.
+    """
     probs = torch.sigmoid(logits)
     dims = (0, 2, 3)
-    intersection = (probs * target).sum(dims)
-    soft_dice = (2 * intersection + 1.0) / (probs.sum(dims) + target.sum(dims) + 1.0)
+    if total is None:
+        bce = F.binary_cross_entropy_with_logits(logits, target)
+        intersection, probs_sum, target_sum = (probs * target).sum(dims), probs.sum(dims), target.sum(dims)
+    else:
+        channels = logits.shape[1]
+        count = torch.tensor([float(target.numel())], device=logits.device)
+        sums = total(torch.cat([F.binary_cross_entropy_with_logits(logits, target, reduction="sum")[None], count,
+                                (probs * target).sum(dims), probs.sum(dims), target.sum(dims)]))
+        bce = sums[0] / sums[1]
+        intersection, probs_sum, target_sum = sums[2:].split(channels)
+    soft_dice = (2 * intersection + 1.0) / (probs_sum + target_sum + 1.0)
     return bce + (1.0 - soft_dice).mean()
 
 
@@ -153,15 +167,21 @@ class _Views:
     def __len__(self) -> int:
         return len(self.images)
 
-    def batch(self, indices, config: TrainConfig, generator: torch.Generator):
+    def batch(self, indices, config: TrainConfig, seeds: Sequence[int]):
+        """Views of the samples ``indices``, each drawn with its own seed (from :func:`view_seed`)."""
         pairs = [
-            sample_view(self.images[i], self.masks[i], self.geometry[i], config.input_size, generator,
-                        context=config.context, whole_image_fraction=config.whole_image_fraction,
-                        tight_photo_fraction=config.tight_photo_fraction,
-                        augment=config.augment)
-            for i in indices
+            sample_view(self.images[i], self.masks[i], self.geometry[i], config.input_size,
+                        torch.Generator().manual_seed(seed), context=config.context,
+                        whole_image_fraction=config.whole_image_fraction,
+                        tight_photo_fraction=config.tight_photo_fraction, augment=config.augment)
+            for i, seed in zip(indices, seeds)
         ]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
+def view_seed(seed: int, epoch: int, position: int) -> int:
+    """The augmentation seed of the sample at ``position`` in an epoch's order: the same on any process."""
+    return (seed * 1_000_003 + epoch) * 1_000_033 + position
 
 
 def _learning_rate(config: TrainConfig, epoch_position: float) -> float:
@@ -347,12 +367,17 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
         raise ValueError(f"validation fraction {config.val_fraction} of {len(samples)} images leaves none "
                          "to train on; lower it or add images")
     device = resolve_device(config.device)
+    processes = environment_group()  # torchrun: several processes
+    if processes is not None:
+        check_batches(len(train_samples), config.batch_size, processes)
+        device = start(processes, device)
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     model = _initial_model(config, device).to(device)
     if config.freeze_encoder:
         _freeze_encoder(model)
+    network = wrap(model, device, processes) if processes is not None else model
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     views = _Views(train_samples, device)
@@ -393,6 +418,7 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
                 "device": str(device),
                 "torch_version": torch.__version__,
                 "package_version": __version__,
+                "processes": processes.world_size if processes is not None else 1,
             },
             "metrics": {"validation": metrics},
         }
@@ -413,12 +439,17 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
             lr = _learning_rate(config, epoch + batch_index / steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = views.batch(indices, config, generator)
+            positions = range(batch_index * config.batch_size, batch_index * config.batch_size + len(indices))
+            seeds = [view_seed(config.seed, epoch, position) for position in positions]
+            total = None
+            if processes is not None:
+                indices, seeds, total = processes.share(indices), processes.share(seeds), processes.sum
+            x, y = views.batch(indices, config, seeds)
             x, y = x.to(device), y.to(device)
-            output = model(x)
-            loss = segmentation_loss(output.logits, y)
+            output = network(x)
+            loss = segmentation_loss(output.logits, y, total)
             for weight, deep in zip((0.4, 0.2, 0.1, 0.05), output.deep_supervision):
-                loss = loss + weight * segmentation_loss(deep, y)
+                loss = loss + weight * segmentation_loss(deep, y, total)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -430,7 +461,8 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
         state["epoch"] = epoch + 1
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": round(seconds_before + clock(), 1)}
         last_epoch = epoch + 1 == config.epochs
-        if val_samples and ((epoch + 1) % config.val_every == 0 or last_epoch):
+        main = processes is None or processes.is_main  # of several processes, rank 0 validates and writes
+        if main and val_samples and ((epoch + 1) % config.val_every == 0 or last_epoch):
             segmenter = Segmenter(model, device, *thresholds)
             metrics = evaluate_samples(segmenter, val_samples)
             model.train()
@@ -439,13 +471,16 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
             if score > state["best_score"]:
                 state["best_score"], state["best_epoch"] = score, epoch + 1
                 save_best(metrics)
-        elif not val_samples:
+        elif main and not val_samples:
             save_best({})
         state["history"].append(record)
         state["seconds"] = seconds_before + clock()
-        _save_resume(resume_file, model, optimizer, state)
+        if main:
+            _save_resume(resume_file, model, optimizer, state)
         yield Progress("validate", step, total_steps, f"epoch {epoch + 1}/{config.epochs} done", clock(),
                        {k: v for k, v in record.items() if isinstance(v, (int, float))})
+    if processes is not None:
+        barrier()  # the files are complete before any process reports the end
     yield Progress("done", total_steps, total_steps,
                    f"best epoch {state['best_epoch']} (validation score {state['best_score']:.4f})",
                    clock(), {"best_epoch": state["best_epoch"]}, result=out)
