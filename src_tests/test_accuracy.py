@@ -29,10 +29,10 @@ def test_default_weights_read_tight_disc_crops(drishti):
     # frame their photos.  Measured: k = 1.4 OD 0.950 / OC 0.884; k = 1.25 OD 0.932 / OC 0.877.
     import sys
 
+    from conftest import REPO
+
     from napari_attunet.datasets import load_drishti
     from napari_attunet.evaluation import evaluate
-
-    from conftest import REPO
 
     sys.path.insert(0, str(REPO / "training"))
     from variants import frame
