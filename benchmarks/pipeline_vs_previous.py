@@ -22,9 +22,10 @@ def main() -> int:
     sys.path.insert(0, str(checkout))
     sys.path.insert(1, str(Path(__file__).resolve().parent))
     torch.set_num_threads(2)
-    import napari_attunet as na
     from monai.networks.nets import AttentionUnet
     from run_benchmarks import DEFAULT_DATA, release_size_photo
+
+    import napari_attunet as na
 
     photo = release_size_photo(DEFAULT_DATA)
     model = na.load_model(device="cpu")
