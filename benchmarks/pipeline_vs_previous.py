@@ -22,20 +22,13 @@ def main() -> int:
     sys.path.insert(0, str(checkout))
     sys.path.insert(1, str(Path(__file__).resolve().parent))
     torch.set_num_threads(2)
-    from monai.networks.nets import AttentionUnet
-    from run_benchmarks import DEFAULT_DATA, release_size_photo
+    from run_benchmarks import DEFAULT_DATA, monai_forward_512, release_size_photo
 
     import napari_attunet as na
 
     photo = release_size_photo(DEFAULT_DATA)
     model = na.load_model(device="cpu")
-    net = AttentionUnet(spatial_dims=2, in_channels=3, out_channels=2, channels=(32, 64, 128, 256, 512),
-                        strides=(2, 2, 2, 2)).eval()
-    x = torch.randn(1, 3, 512, 512)
-
-    def reference():
-        with torch.inference_mode():
-            net(x)
+    reference = monai_forward_512()
 
     ours, ref = [], []
     na.segment(photo, model, device="cpu")

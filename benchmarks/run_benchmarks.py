@@ -56,21 +56,28 @@ def fine_size(model) -> int:
     return model.weights_info.metadata.get("preprocessing", {}).get("fine_size", DEFAULT_PREPROCESSING["fine_size"])
 
 
-def bench_segment_vs_monai(model, photo: np.ndarray, repeats: int) -> dict:
+def monai_forward_512():
+    """One forward pass of MONAI's ``AttentionUnet`` (32..512 channels) at 512 x 512: the speed reference."""
     from monai.networks.nets import AttentionUnet
 
+    net = AttentionUnet(spatial_dims=2, in_channels=3, out_channels=2, channels=(32, 64, 128, 256, 512),
+                        strides=(2, 2, 2, 2)).eval()
+    x = torch.randn(1, 3, 512, 512)
+
+    def forward():
+        with torch.inference_mode():
+            net(x)
+
+    return forward
+
+
+def bench_segment_vs_monai(model, photo: np.ndarray, repeats: int) -> dict:
     from napari_attunet import segment
 
-    monai_net = AttentionUnet(spatial_dims=2, in_channels=3, out_channels=2, channels=(32, 64, 128, 256, 512),
-                              strides=(2, 2, 2, 2)).eval()
-    x512 = torch.randn(1, 3, 512, 512)
+    monai = monai_forward_512()
 
     def ours():
         segment(photo, model, device="cpu")
-
-    def monai():
-        with torch.inference_mode():
-            monai_net(x512)
 
     medians = interleaved({"segment": ours, "monai_forward_512": monai}, repeats)
     return {
@@ -90,8 +97,6 @@ def bench_framings(model, data: Path, repeats: int) -> dict:
     """
     import sys
 
-    from monai.networks.nets import AttentionUnet
-
     from napari_attunet import segment
     from napari_attunet.datasets import load_drishti
 
@@ -99,14 +104,7 @@ def bench_framings(model, data: Path, repeats: int) -> dict:
     from variants import frame
 
     sample = load_drishti(data, "test")[0]
-    monai_net = AttentionUnet(spatial_dims=2, in_channels=3, out_channels=2, channels=(32, 64, 128, 256, 512),
-                              strides=(2, 2, 2, 2)).eval()
-    x512 = torch.randn(1, 3, 512, 512)
-
-    def monai():
-        with torch.inference_mode():
-            monai_net(x512)
-
+    monai = monai_forward_512()
     functions = {"monai_forward_512": monai}
     shapes = {}
     for framing in ("full photo", "full field", "k=2.0", "k=1.25", "k=1.25 native"):
