@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from . import __version__
-from .imageio import IMAGE_SUFFIXES, mask_to_uint8, read_image, rows_to_csv, write_image
+from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, mask_to_uint8, read_image, rows_to_csv, write_image
 from .inference import DEFAULT_SHAPE
 from .run_lock import LockHeld, RunLock
 from .run_records import (
@@ -85,6 +85,8 @@ class BatchOptions:
     attention: bool = False
     overlay: bool = False
     shape: str = DEFAULT_SHAPE
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    """Photos larger than this are refused (their row says so); None: no limit."""
 
 
 def _walk_images(folder: Path, recursive: bool, skip: Path | None):
@@ -238,7 +240,7 @@ def segment_one(job: ImageJob, segmenter, options: BatchOptions, folder: OutputF
 
     paths = job_paths(job, folder.root, segmenter.model.num_gates, options)
     try:
-        image = read_image(job.source)
+        image = read_image(job.source, max_pixels=options.max_pixels)
         result = segmenter.segment_tensor(image_tensor(image, segmenter.device), attention=options.attention)
         row = csv_row(job.image, result)
     except Exception as error:  # an image's failure, whatever raised it, is its row; the run goes on
@@ -315,7 +317,7 @@ def run_segment(args) -> int:
     """The ``segment`` command; returns its exit status (see :data:`EXIT_CODES_HELP`)."""
     options = BatchOptions(weights=args.weights, device=args.device, disc_threshold=args.disc_threshold,
                            cup_threshold=args.cup_threshold, tta=args.tta, attention=args.attention,
-                           overlay=args.overlay)
+                           overlay=args.overlay, max_pixels=args.max_pixels or None)
     out: Path = args.out
     if getattr(args, "table", None):
         from .tables import check_table_name

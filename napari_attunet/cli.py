@@ -20,6 +20,7 @@ def _add_thresholds(p) -> None:
 
 def _add_segment(subparsers) -> None:
     from .batch import EXIT_CODES_HELP
+    from .imageio import DEFAULT_MAX_PIXELS
 
     p = subparsers.add_parser(
         "segment", help="segment optic disc and cup in image files or folders",
@@ -38,6 +39,9 @@ def _add_segment(subparsers) -> None:
     p.add_argument("--overlay", action="store_true", help="also write an overlay PNG (disc red, cup yellow)")
     _add_thresholds(p)
     p.add_argument("--tta", action="store_true", help="average with the mirrored image (slower)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help="refuse photos of more than N pixels (their row says so; 0: no limit; default "
+                        "%(default)s: a 100-megapixel photo needs about 1.3 GB, docs/reliability.md)")
     p.add_argument("--overwrite", action="store_true",
                    help="redo every image, also when --out holds a run with other settings")
     p.add_argument("--table", default=None, metavar="NAME.parquet",

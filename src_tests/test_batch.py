@@ -360,3 +360,24 @@ def test_sigterm_stops_cleanly_with_the_table_of_finished_images(tmp_path, tiny_
     assert "terminated" in err and "Re-run the same command to resume" in err
     assert set(table(out)) == set(records(out)) and 2 <= len(records(out)) < 16
     assert not (out / STATE_DIR / "lock.json").exists()
+
+
+def test_max_pixels_is_a_setting_and_a_refused_photo_is_its_row(tmp_path, tiny_weights):
+    import csv
+
+    from PIL import Image
+
+    from napari_attunet.cli import main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(folder / "large.png")
+    Image.fromarray(rng.integers(0, 255, (60, 60, 3), dtype=np.uint8)).save(folder / "small.png")
+    out = tmp_path / "out"
+    code = main(["segment", str(folder), "--out", str(out), "--weights", str(tiny_weights), "--device", "cpu",
+                 "--max-pixels", "10000"])
+    assert code == 1
+    rows = {r["image"]: r for r in csv.DictReader(open(out / "results.csv"))}
+    assert rows["large.png"]["status"].startswith("error") and "pixels" in rows["large.png"]["status"]
+    assert not rows["small.png"]["status"].startswith("error")
