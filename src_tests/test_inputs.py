@@ -347,7 +347,7 @@ def test_folders_take_every_format_that_files_take(photo, tmp_path):
         tiff(photo, path) if suffix in (".tif", ".tiff") else pil(photo, path, formats[suffix])
         assert read_image(path).shape[:2] == photo.shape[:2]
     files, problems = collect_inputs([str(tmp_path)])
-    assert not problems and sorted(p.suffix for p in files) == sorted(IMAGE_SUFFIXES)
+    assert not problems and sorted(job.source.suffix for job in files) == sorted(IMAGE_SUFFIXES)
 
 
 def test_rgba_with_white_under_transparent_pixels_is_composited_onto_black(fundus, tmp_path, default_model):
