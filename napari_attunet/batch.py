@@ -85,6 +85,8 @@ class BatchOptions:
     attention: bool = False
     overlay: bool = False
     shape: str = DEFAULT_SHAPE
+    min_confidence: float | None = None
+    """Outlines below this confidence are discarded as "no optic disc found" (None: the package's)."""
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     """Photos larger than this are refused (their row says so); None: no limit."""
 
@@ -183,7 +185,7 @@ def load_segmenter(options: BatchOptions):
     device = resolve_device(options.device)
     model = load_model(options.weights, device=device)
     return Segmenter(model, device, options.disc_threshold, options.cup_threshold, tta=options.tta,
-                     shape=options.shape)
+                     shape=options.shape, min_confidence=options.min_confidence)
 
 
 def result_settings(segmenter, options: BatchOptions) -> dict:
@@ -194,6 +196,7 @@ def result_settings(segmenter, options: BatchOptions) -> dict:
         "cup_threshold": segmenter.cup_threshold,
         "tta": options.tta,
         "post_processing": options.shape,
+        "min_confidence": options.min_confidence,
         "preprocessing": segmenter.settings,
         "outputs": sorted(output_paths(Path(), "x", segmenter.model.num_gates, options.attention, options.overlay)),
     }
@@ -317,7 +320,8 @@ def run_segment(args) -> int:
     """The ``segment`` command; returns its exit status (see :data:`EXIT_CODES_HELP`)."""
     options = BatchOptions(weights=args.weights, device=args.device, disc_threshold=args.disc_threshold,
                            cup_threshold=args.cup_threshold, tta=args.tta, attention=args.attention,
-                           overlay=args.overlay, max_pixels=args.max_pixels or None)
+                           overlay=args.overlay, min_confidence=args.min_confidence,
+                           max_pixels=args.max_pixels or None)
     out: Path = args.out
     if getattr(args, "table", None):
         from .tables import check_table_name

@@ -39,6 +39,9 @@ def _add_segment(subparsers) -> None:
     p.add_argument("--overlay", action="store_true", help="also write an overlay PNG (disc red, cup yellow)")
     _add_thresholds(p)
     p.add_argument("--tta", action="store_true", help="average with the mirrored image (slower)")
+    p.add_argument("--min-confidence", type=float, default=None, metavar="C",
+                   help="discard outlines below this confidence as 'no optic disc found' (default: the "
+                        "threshold chosen for the shipped weights, docs/model-card.md; 0 keeps every outline)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help="refuse photos of more than N pixels (their row says so; 0: no limit; default "
                         "%(default)s: a 100-megapixel photo needs about 1.3 GB, docs/reliability.md)")

@@ -206,11 +206,14 @@ def _touches_border(mask: np.ndarray) -> bool:
 class Segmenter:
     """Runs one network over images; holds the model, device and thresholds.
 
-    A threshold left as None is the one the model's weights file recommends.
+    A threshold left as None is the one the model's weights file recommends.  Outlines whose
+    confidence is below ``min_confidence`` (None: :data:`NO_DISC_BELOW`, chosen for the shipped
+    weights) are discarded as "no optic disc found".
     """
 
     def __init__(self, model: AttentionUNet, device: torch.device, disc_threshold: float | None = None,
-                 cup_threshold: float | None = None, tta: bool = False, shape: str = DEFAULT_SHAPE):
+                 cup_threshold: float | None = None, tta: bool = False, shape: str = DEFAULT_SHAPE,
+                 min_confidence: float | None = None):
         recommended = model_thresholds(model)
         disc_threshold = recommended[0] if disc_threshold is None else disc_threshold
         cup_threshold = recommended[1] if cup_threshold is None else cup_threshold
@@ -224,6 +227,7 @@ class Segmenter:
         self.tta = tta
         if shape not in SHAPES:
             raise ValueError(f"shape must be one of {', '.join(SHAPES)}, got {shape!r}")
+        self.min_confidence = NO_DISC_BELOW if min_confidence is None else float(min_confidence)
         self.shape = SHAPES[shape]
         self.settings = _preprocessing(model)
         self.provenance = provenance(model, disc_threshold, cup_threshold, device)
@@ -393,7 +397,7 @@ class Segmenter:
         """Resample a crop's maps into image-sized arrays; masks are post-processed inside the crop only."""
         clock = Stopwatch()
         messages = []
-        if crop is not None and crop.quality.confidence < NO_DISC_BELOW:
+        if crop is not None and crop.quality.confidence < self.min_confidence:
             messages.append(f"a faint disc-like candidate (confidence {crop.quality.confidence:.2f}) was discarded")
             crop = None
         disc_p = np.zeros(shape, np.float32)

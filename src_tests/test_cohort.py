@@ -29,7 +29,9 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(
 
 
 def command(tiny_weights, *args) -> list[str]:
-    return [sys.executable, "-m", "napari_attunet", "segment", *map(str, args), "--weights", str(tiny_weights),
+    # --min-confidence 0: the untrained network's faint outlines are kept, so every row has numbers.
+    return [sys.executable, "-m", "napari_attunet", "segment", *map(str, args), "--min-confidence", "0",
+            "--weights", str(tiny_weights),
             "--device", "cpu"]
 
 
@@ -169,14 +171,3 @@ def test_two_process_torchrun_takes_the_single_process_steps(tmp_path):
     load_model(two, device="cpu")
     assert read_metadata(two)["training"]["processes"] == 2
     assert not list(tmp_path.glob(".*.tmp"))
-    # --resume continues both from their resume files, and they stay in step
-    longer = [*train, "--resume"]
-    longer[longer.index("--epochs") + 1] = "3"
-    subprocess.run([sys.executable, *longer, "--out", str(one), "--step-log", str(tmp_path / "one.jsonl")],
-                   env=ENV, check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *longer,
-                    "--out", str(two), "--step-log", str(tmp_path / "two.jsonl")], env=ENV, check=True,
-                   capture_output=True)
-    resumed = step_losses(tmp_path / "one.jsonl")
-    assert len(resumed) == 3 and resumed[:2] == losses
-    assert step_losses(tmp_path / "two.jsonl") == pytest.approx(resumed, rel=1e-5)
