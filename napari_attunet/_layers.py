@@ -404,14 +404,14 @@ def format_measurements(record: dict | list[dict], confidence: float | list[floa
                  f"vCDR mean {_fmt(float(np.mean(vcdrs)))}",
                  f"min {_fmt(min(vcdrs))}, max {_fmt(max(vcdrs))}"]
         if isinstance(confidence, list) and confidence:
-            lines.append(f"confidence min {_fmt(min(confidence), 2)}")
+            lines.append(f"confidence min {_fmt(min(confidence), 3)}")
         return "\n".join(lines + ["per-slice values: Export CSV"])
     if not record.get("disc_found"):
         return "no optic disc found"
     first = f"vCDR {_fmt(record['vcdr'])}   area CDR {_fmt(record['area_cdr'])}"
     lines = [first]
     if isinstance(confidence, (int, float)):
-        lines.append(f"confidence {_fmt(float(confidence), 2)}")
+        lines.append(f"confidence {_fmt(float(confidence), 3)}")
     lines += [f"disc {record['disc_vertical_diameter']} x {record['disc_horizontal_diameter']} px (v x h)",
               f"cup {record['cup_vertical_diameter']} x {record['cup_horizontal_diameter']} px (v x h)",
               f"areas: disc {record['disc_area']} px, cup {record['cup_area']} px"]

@@ -178,7 +178,7 @@ def test_result_text_has_short_lines_and_the_confidence():
     text = _layers.format_measurements(_layers.measurement_record([result]), 0.8)
     lines = text.splitlines()
     assert len(lines) <= _layers.RESULT_TEXT_LINES and max(len(line) for line in lines) <= 40
-    assert f"vCDR {result.vcdr:.3f}" in text and "confidence 0.80" in text
+    assert f"vCDR {result.vcdr:.3f}" in text and "confidence 0.800" in text
     assert "confidence" not in _layers.format_measurements(_layers.measurement_record([result]))
 
 
