@@ -64,7 +64,7 @@ def listing_growth(count: int) -> dict:
 import json, os, resource, shutil, sys, tempfile, time
 from pathlib import Path
 import psutil
-from napari_attunet.batch import BatchOptions, collect_inputs, plan_jobs
+from napari_attunet.segment_command import BatchOptions, collect_inputs, plan_jobs
 from napari_attunet.run_records import OutputFolder
 folder = Path(tempfile.mkdtemp())
 for i in range({count}):

@@ -35,7 +35,7 @@ def make_data(folder: Path, count: int = 4) -> None:
     sys.path.insert(0, str(REPO / "src_tests"))
     from conftest import synthetic_fundus
 
-    from napari_attunet.imageio import mask_to_uint8, write_image
+    from napari_attunet.image_files import mask_to_uint8, write_image
 
     folder.mkdir()
     for index in range(count):

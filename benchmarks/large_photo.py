@@ -49,7 +49,7 @@ def reset_peak():
         file.write("5")  # the peak resident memory (VmHWM) starts again from the current one
 torch.set_num_threads(int(sys.argv[3]))
 from napari_attunet import load_model, segment
-from napari_attunet.imageio import read_image
+from napari_attunet.image_files import read_image
 stage, path = sys.argv[1], sys.argv[2]
 model = load_model(device="cpu")
 seconds = {}

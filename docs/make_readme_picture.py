@@ -22,7 +22,7 @@ def main() -> int:
     import skimage.data
 
     from napari_attunet import segment
-    from napari_attunet.imageio import write_image
+    from napari_attunet.image_files import write_image
     from napari_attunet.render import overlay
 
     image = skimage.data.retina()

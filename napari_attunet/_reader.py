@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._layers import cup_layer_name, disc_layer_name, label_style
+from ._layers.links import cup_layer_name, disc_layer_name
+from ._layers.results import label_style
 
 _BINARY = re.compile(r"^(?P<stem>.+?)[_-](?P<kind>disc|cup|od|oc)$", re.IGNORECASE)
 _SOFTMAP = re.compile(r"^(?P<stem>.+?)_(?P<kind>OD|cup)segSoftmap$", re.IGNORECASE)
@@ -67,7 +68,7 @@ def _plane(array: np.ndarray) -> np.ndarray:
 
 def read_masks(path) -> list[tuple]:
     from .datasets import binary_mask
-    from .imageio import decode_refuge_map, read_image
+    from .image_files import decode_refuge_map, read_image
 
     paths = path if isinstance(path, list) else [path]
     layers = []

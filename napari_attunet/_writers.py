@@ -6,7 +6,7 @@
 * a disc and a cup Labels layer selected together -> one REFUGE-style map: 255
   background, 128 disc rim, 0 cup (PNG or BMP).
 
-Every file is written through :func:`napari_attunet.imageio.write_image`: a temporary
+Every file is written through :func:`napari_attunet.image_files.write_image`: a temporary
 file in the same folder, then an atomic rename, so a failure never leaves half a file.
 """
 
@@ -17,14 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from ._layers import METADATA_KEY, _squeeze_multiscale
+from ._layers.inputs import squeeze_multiscale
+from ._layers.links import METADATA_KEY
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
 MAP_SUFFIXES = (".png", ".bmp")
 
 
 def _array(data: Any) -> np.ndarray:
-    return np.asarray(_squeeze_multiscale(data))  # multiscale: the full-resolution level
+    return np.asarray(squeeze_multiscale(data))  # multiscale: the full-resolution level
 
 
 def _check_suffix(path: str, allowed: tuple[str, ...], what: str) -> Path:
@@ -36,7 +37,7 @@ def _check_suffix(path: str, allowed: tuple[str, ...], what: str) -> Path:
 
 def mask_image(data: Any) -> np.ndarray:
     """Labels data -> uint8 mask (0 outside, 255 inside any label)."""
-    from .imageio import mask_to_uint8
+    from .image_files import mask_to_uint8
 
     array = _array(data)
     if array.ndim < 2:
@@ -46,7 +47,7 @@ def mask_image(data: Any) -> np.ndarray:
 
 def write_mask(path: str, data: Any, meta: dict) -> list[str]:
     """Save one Labels layer as a binary mask (0 / 255); a stack only as TIFF."""
-    from .imageio import write_image
+    from .image_files import write_image
 
     target = _check_suffix(path, MASK_SUFFIXES, "a binary mask")
     mask = mask_image(data)
@@ -91,7 +92,7 @@ def disc_and_cup(layer_data: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
 
 def write_refuge_map(path: str, layer_data: list[tuple]) -> list[str]:
     """Save a disc and a cup Labels layer as one REFUGE-style map (255 / 128 / 0)."""
-    from .imageio import refuge_map, write_image
+    from .image_files import refuge_map, write_image
 
     target = _check_suffix(path, MAP_SUFFIXES, "a REFUGE-style map")
     disc, cup = disc_and_cup(layer_data)

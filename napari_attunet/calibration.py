@@ -26,8 +26,8 @@ from .datasets import Sample
 from .inference import Segmenter, image_tensor
 from .measure import dice, measure
 from .model import AttentionUNet
+from .postprocessing import largest_component
 from .progress import Progress, Stopwatch, run_to_end
-from .shapes import largest_component
 from .weights import save_weights
 
 CANDIDATES = (0.25, 0.30, 0.35, 0.40, 0.45, 0.50)

@@ -19,8 +19,8 @@ def _add_thresholds(p) -> None:
 
 
 def _add_segment(subparsers) -> None:
-    from .batch import EXIT_CODES_HELP
-    from .imageio import DEFAULT_MAX_PIXELS
+    from .image_files import DEFAULT_MAX_PIXELS
+    from .segment_command import EXIT_CODES_HELP
 
     p = subparsers.add_parser(
         "segment", help="segment optic disc and cup in image files or folders",
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "segment":
-            from .batch import run_segment
+            from .segment_command import run_segment
 
             return run_segment(args)
         if args.command == "train":

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from .measure import dice
-from .shapes import largest_component
+from .postprocessing import largest_component
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ The client (the ``segment`` command) plans the run exactly as in-process (settin
 lock, records, resume) and hands the images to segment to the workers in small
 tasks of :data:`TASK_IMAGES` files.  Each worker runs :func:`segment_task`: it loads
 the network once (:func:`worker_segmenter` keeps it for later tasks), segments the
-files with the same :func:`~napari_attunet.batch.segment_one` as the in-process
+files with the same :func:`~napari_attunet.segment_command.segment_one` as the in-process
 engine, writes their outputs and records into ``--out`` itself, and returns only
 the records (a few hundred bytes per image).  The client never receives a mask.
 
@@ -23,8 +23,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from .batch import BatchOptions, ImageJob, error_record, load_segmenter, segment_one
 from .run_records import OutputFolder
+from .segment_command import BatchOptions, ImageJob, error_record, load_segmenter, segment_one
 
 TASK_IMAGES = 8
 TASKS_PER_THREAD = 2

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .imageio import IMAGE_SUFFIXES, decode_refuge_map, read_image
+from .image_files import IMAGE_SUFFIXES, decode_refuge_map, read_image
 
 MASK_FOLDERS = ("masks", "labels", "gt", "GT", "Disc_Cup_Masks", "annotations")
 MASK_SUFFIX = re.compile(r"_(disc|cup|od|oc|mask|label|labels|gt)$", re.IGNORECASE)

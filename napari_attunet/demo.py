@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     import skimage.data
 
     from .atomic import atomic_write_bytes
-    from .batch import csv_bytes, csv_row, output_paths, write_result
     from .inference import segment
+    from .segment_command import csv_bytes, csv_row, output_paths, write_result
     from .weights import load_model
 
     image = skimage.data.retina()

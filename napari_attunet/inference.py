@@ -27,9 +27,10 @@ from scipy import ndimage
 from . import __version__
 from .confidence import Quality, crop_quality
 from .devices import resolve_device
-from .imageio import flatten_alpha
+from .image_files import flatten_alpha
 from .measure import Measurements, disc_shape_warning, measure
 from .model import AttentionUNet
+from .postprocessing import SHAPES, largest_component
 from .preprocessing import (
     black_level,
     crop_box,
@@ -41,7 +42,6 @@ from .preprocessing import (
     validate_image,
 )
 from .progress import Progress, Stopwatch, run_to_end
-from .shapes import SHAPES, largest_component
 
 DEFAULT_PREPROCESSING = {
     "coarse_size": 256,
@@ -459,8 +459,8 @@ class Segmenter:
 
 
 def _as_list(images) -> tuple[list, bool]:
-    """``(items, many)``; file paths are read (:func:`~napari_attunet.imageio.read_image`)."""
-    from .imageio import read_image
+    """``(items, many)``; file paths are read (:func:`~napari_attunet.image_files.read_image`)."""
+    from .image_files import read_image
 
     def item(value):
         if isinstance(value, (str, os.PathLike)):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from napari_attunet import batch
+from napari_attunet import segment_command
 from napari_attunet.cli import main
 from napari_attunet.run_lock import LockHeld, LockInfo, RunLock, is_stale, read_lock
 from napari_attunet.run_records import STATE_DIR, OutputFolder
@@ -184,7 +184,7 @@ def test_table_of_an_older_version_is_not_replaced_without_overwrite(tmp_path, t
 
 def full_disk_after(monkeypatch, writes: int):
     calls = []
-    real = batch.write_image
+    real = segment_command.write_image
 
     def write_image(path, array):
         calls.append(path)
@@ -192,7 +192,7 @@ def full_disk_after(monkeypatch, writes: int):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real(path, array)
 
-    monkeypatch.setattr(batch, "write_image", write_image)
+    monkeypatch.setattr(segment_command, "write_image", write_image)
 
 
 def test_full_disk_stops_the_run_keeps_the_table_and_resumes(tmp_path, tiny_weights, monkeypatch, capsys):

@@ -4,7 +4,7 @@ import pytest
 from conftest import synthetic_fundus
 
 from napari_attunet.cli import main
-from napari_attunet.imageio import mask_to_uint8, write_image
+from napari_attunet.image_files import mask_to_uint8, write_image
 from napari_attunet.training import TrainConfig
 from napari_attunet.weights import read_metadata
 

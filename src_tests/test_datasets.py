@@ -4,7 +4,7 @@ from conftest import synthetic_fundus
 from PIL import Image
 
 from napari_attunet.datasets import load_dataset, load_drishti, samples_from_arrays
-from napari_attunet.imageio import read_image, refuge_map
+from napari_attunet.image_files import read_image, refuge_map
 
 
 def test_folder_of_binary_masks_beside_images(tmp_path):

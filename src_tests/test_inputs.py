@@ -14,7 +14,7 @@ import tifffile
 from PIL import Image
 
 from napari_attunet import segment
-from napari_attunet.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageReadWarning, orient, read_image
+from napari_attunet.image_files import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageReadWarning, orient, read_image
 
 
 @pytest.fixture(scope="module")
@@ -338,7 +338,7 @@ def test_format_is_detected_from_content_not_name(photo, tmp_path):
 
 
 def test_folders_take_every_format_that_files_take(photo, tmp_path):
-    from napari_attunet.batch import collect_inputs
+    from napari_attunet.segment_command import collect_inputs
 
     formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".gif": "GIF", ".webp": "WEBP"}
     assert set(IMAGE_SUFFIXES) == set(formats) | {".tif", ".tiff"}

@@ -119,7 +119,7 @@ def test_cancel_keeps_the_best_checkpoint(viewer, qtbot, tmp_path, messages):
 def test_finetune_from_a_folder(viewer, qtbot, tmp_path, messages):
     from napari_attunet import load_model
     from napari_attunet._widgets.finetune_widget import FROM_FOLDER
-    from napari_attunet.imageio import mask_to_uint8, write_image
+    from napari_attunet.image_files import mask_to_uint8, write_image
 
     folder = tmp_path / "data"
     for index in range(2):

@@ -8,10 +8,28 @@ import os
 import numpy as np
 import pytest
 
-from napari_attunet import _layers
+from napari_attunet._layers.inputs import image_planes, training_pairs
+from napari_attunet._layers.links import METADATA_KEY, output_layer_names
+from napari_attunet._layers.measurements import (
+    RESULT_TEXT_LINES,
+    csv_text,
+    cup_outside_disc,
+    format_measurements,
+    measure_labels,
+    measurement_rows,
+    measurements_as_record,
+)
+from napari_attunet._layers.results import (
+    CUP_COLOUR,
+    DISC_COLOUR,
+    analysed_box,
+    disc_view,
+    measurement_record,
+    result_layer_data,
+)
 from napari_attunet._reader import get_reader
 from napari_attunet._writers import disc_and_cup, write_mask, write_refuge_map
-from napari_attunet.imageio import decode_refuge_map, read_image
+from napari_attunet.image_files import decode_refuge_map, read_image
 from napari_attunet.inference import SegmentationResult
 from napari_attunet.measure import measure
 
@@ -40,23 +58,23 @@ def fake_result(shape=(120, 100), gates=4, disc_found=True, confidence=0.8) -> S
 
 def test_result_layer_data_names_types_and_values():
     result = fake_result()
-    layers = _layers.result_layer_data(result, "photo", photo_id="eye-1", scale=(2.0, 2.0), translate=(5.0, -3.0))
+    layers = result_layer_data(result, "photo", photo_id="eye-1", scale=(2.0, 2.0), translate=(5.0, -3.0))
     names = [kwargs["name"] for _, kwargs, _ in layers]
     assert names == ["photo attention 1", "photo attention 2", "photo attention 3", "photo attention 4",
                      "photo optic disc", "photo optic cup"]
-    assert names == _layers.output_layer_names("photo", 4)
+    assert names == output_layer_names("photo", 4)
     top, left, bottom, right = CROP
     for data, kwargs, layer_type in layers:
         assert kwargs["scale"] == (2.0, 2.0)
         assert kwargs["metadata"]["provenance"]["weights_sha256"] == "abc"
         assert kwargs["metadata"]["measurements"]["vcdr"] == pytest.approx(result.vcdr)
         assert kwargs["metadata"]["confidence"] == pytest.approx(0.8)
-        assert kwargs["metadata"][_layers.METADATA_KEY]["source"] == "photo"
-        assert kwargs["metadata"][_layers.METADATA_KEY]["photo"] == "eye-1"  # the link, whatever the names
+        assert kwargs["metadata"][METADATA_KEY]["source"] == "photo"
+        assert kwargs["metadata"][METADATA_KEY]["photo"] == "eye-1"  # the link, whatever the names
         if layer_type == "image":  # maps: the analysed crop only, placed where it lies on the photo
             assert data.shape == (bottom - top, right - left)
             assert kwargs["translate"] == (5.0 + 2 * top, -3.0 + 2 * left)
-            assert kwargs["metadata"][_layers.METADATA_KEY]["offset"] == [top, left]
+            assert kwargs["metadata"][METADATA_KEY]["offset"] == [top, left]
             assert data.dtype == np.float32 and 0 <= data.min() and data.max() <= 1
             assert kwargs["colormap"] == "inferno" and kwargs["blending"] == "additive"
             assert kwargs["contrast_limits"] == (0.0, 1.0)
@@ -69,43 +87,43 @@ def test_result_layer_data_names_types_and_values():
     disc, cup = layers[-2][0], layers[-1][0]
     np.testing.assert_array_equal(disc, result.disc)
     np.testing.assert_array_equal(cup, result.cup)
-    assert layers[-2][1]["colormap"][1] == _layers.DISC_COLOUR == (1.0, 0.0, 0.0, 1.0)
-    assert layers[-1][1]["colormap"][1] == _layers.CUP_COLOUR == (1.0, 1.0, 0.0, 1.0)
-    assert [kwargs["metadata"][_layers.METADATA_KEY].get("gate") for _, kwargs, _ in layers[:4]] == [1, 2, 3, 4]
+    assert layers[-2][1]["colormap"][1] == DISC_COLOUR == (1.0, 0.0, 0.0, 1.0)
+    assert layers[-1][1]["colormap"][1] == CUP_COLOUR == (1.0, 1.0, 0.0, 1.0)
+    assert [kwargs["metadata"][METADATA_KEY].get("gate") for _, kwargs, _ in layers[:4]] == [1, 2, 3, 4]
     # the attention maps are added hidden, so that the photo and the disc and cup stay readable
     assert [kwargs["visible"] for _, kwargs, _ in layers[:4]] == [False] * 4
 
 
 def test_result_layer_data_options():
     result = fake_result(gates=2)
-    with_probabilities = _layers.result_layer_data(result, "x", show_probabilities=True)
+    with_probabilities = result_layer_data(result, "x", show_probabilities=True)
     assert [k["name"] for _, k, _ in with_probabilities] == [
         "x attention 1", "x attention 2", "x disc probability", "x cup probability", "x optic disc", "x optic cup"]
     no_attention = fake_result(gates=0)
-    assert [k["name"] for _, k, _ in _layers.result_layer_data(no_attention, "x")] == ["x optic disc", "x optic cup"]
+    assert [k["name"] for _, k, _ in result_layer_data(no_attention, "x")] == ["x optic disc", "x optic cup"]
     # no disc: empty label layers to paint in, no attention layers, the message travels along
-    nothing = _layers.result_layer_data(fake_result(disc_found=False), "x")
+    nothing = result_layer_data(fake_result(disc_found=False), "x")
     assert [k["name"] for _, k, _ in nothing] == ["x optic disc", "x optic cup"]
     assert not nothing[0][0].any()
     assert nothing[0][1]["metadata"]["messages"] == ["no optic disc found"]
-    assert _layers.format_measurements(nothing[0][1]["metadata"]["measurements"]) == "no optic disc found"
+    assert format_measurements(nothing[0][1]["metadata"]["measurements"]) == "no optic disc found"
 
 
 def test_result_layer_data_for_a_stack():
     results = [fake_result(), fake_result(disc_found=False), fake_result(), fake_result()]
-    layers = _layers.result_layer_data(results, "stack", stack_shape=(2, 2))
+    layers = result_layer_data(results, "stack", stack_shape=(2, 2))
     for data, _kwargs, layer_type in layers:  # one crop for all slices: the union of their crops
         assert data.shape == ((2, 2, 80, 80) if layer_type == "image" else (2, 2, 120, 100))
-    assert layers[0][1]["metadata"][_layers.METADATA_KEY]["offset"] == [0, 0, 20, 10]
+    assert layers[0][1]["metadata"][METADATA_KEY]["offset"] == [0, 0, 20, 10]
     assert layers[0][1]["translate"] == (0.0, 0.0, 20.0, 10.0)
     assert layers[0][1]["metadata"]["confidence"] == [0.8, 0.0, 0.8, 0.8]
     disc = layers[-2][0]
     assert disc[0, 0].any() and not disc[0, 1].any()
     record = layers[-2][1]["metadata"]["measurements"]
     assert [r["slice"] for r in record] == [[0, 0], [0, 1], [1, 0], [1, 1]]
-    assert "4 slices, disc found in 3" in _layers.format_measurements(record)
+    assert "4 slices, disc found in 3" in format_measurements(record)
     with pytest.raises(ValueError, match="do not fill"):
-        _layers.result_layer_data(results, "stack", stack_shape=(3,))
+        result_layer_data(results, "stack", stack_shape=(3,))
 
 
 @pytest.mark.parametrize("data, rgb, message", [
@@ -118,16 +136,16 @@ def test_result_layer_data_for_a_stack():
 ])
 def test_image_planes_refuses_bad_input(data, rgb, message):
     with pytest.raises(ValueError, match=message):
-        _layers.image_planes(data, rgb, "bad")
+        image_planes(data, rgb, "bad")
 
 
 def test_image_planes_splits_stacks():
     rng = np.random.default_rng(0)
-    planes, shape = _layers.image_planes(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8), True)
+    planes, shape = image_planes(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8), True)
     assert shape == () and planes[0].shape == (64, 80, 3)
-    planes, shape = _layers.image_planes(rng.random((2, 3, 64, 80)), False)
+    planes, shape = image_planes(rng.random((2, 3, 64, 80)), False)
     assert shape == (2, 3) and len(planes) == 6 and planes[4].shape == (64, 80)
-    planes, shape = _layers.image_planes([rng.random((64, 80)), rng.random((32, 40))], False)  # multiscale
+    planes, shape = image_planes([rng.random((64, 80)), rng.random((32, 40))], False)  # multiscale
     assert shape == () and planes[0].shape == (64, 80)
 
 
@@ -136,15 +154,15 @@ def test_measure_labels_counts_any_label_and_ignores_cup_outside_disc():
     disc = result.disc.astype(np.uint8)
     cup = result.cup.astype(np.uint8) * 3  # any non-zero label counts
     cup[0:5, 0:5] = 1  # outside the disc: ignored
-    m = _layers.measure_labels(disc, cup)
+    m = measure_labels(disc, cup)
     assert m.vcdr == pytest.approx(result.vcdr) and m.cup_area == result.cup_area
-    assert _layers.cup_outside_disc(disc, cup) == 25
-    stacked = _layers.measure_labels(np.stack([disc, disc * 0]), np.stack([cup, cup]))
+    assert cup_outside_disc(disc, cup) == 25
+    stacked = measure_labels(np.stack([disc, disc * 0]), np.stack([cup, cup]))
     assert [index for index, _ in stacked] == [(0,), (1,)]
     assert stacked[0][1].disc_found and not stacked[1][1].disc_found
-    assert _layers.measurements_as_record(stacked)[1]["slice"] == [1]
+    assert measurements_as_record(stacked)[1]["slice"] == [1]
     with pytest.raises(ValueError, match="differ in shape"):
-        _layers.measure_labels(disc, cup[:10])
+        measure_labels(disc, cup[:10])
 
 
 def test_multiscale_labels_are_measured_at_full_resolution():
@@ -153,42 +171,42 @@ def test_multiscale_labels_are_measured_at_full_resolution():
     result = fake_result()
     disc, cup = result.disc.astype(np.uint8), result.cup.astype(np.uint8)
     pyramid = [MultiScaleData([mask, mask[::2, ::2]]) for mask in (disc, cup)]
-    m = _layers.measure_labels(*pyramid)  # np.asarray(MultiScaleData) is the coarsest level
+    m = measure_labels(*pyramid)  # np.asarray(MultiScaleData) is the coarsest level
     assert m.disc_area == result.disc_area and m.vcdr == pytest.approx(result.vcdr)
 
 
 def test_analysed_box_is_the_union_of_the_crops_inside_the_photo():
     one, other = fake_result(), fake_result()
     one.crop_box, other.crop_box = (-10, 5, 50, 60), (30, 40, 130, 95)  # crops may reach past the border
-    assert _layers.analysed_box([one, other], (120, 100)) == (0, 5, 120, 95)
-    assert _layers.analysed_box([fake_result(disc_found=False)], (120, 100)) == (0, 0, 120, 100)
+    assert analysed_box([one, other], (120, 100)) == (0, 5, 120, 95)
+    assert analysed_box([fake_result(disc_found=False)], (120, 100)) == (0, 0, 120, 100)
 
 
 def test_disc_view_finds_the_disc_for_the_camera():
-    record = _layers.measurement_record([fake_result()])
-    index, (y, x), extent = _layers.disc_view(record)
+    record = measurement_record([fake_result()])
+    index, (y, x), extent = disc_view(record)
     assert index is None and (y, x) == pytest.approx((60, 50), abs=1) and extent == pytest.approx(59, abs=2)
-    stack = _layers.measurement_record([fake_result(disc_found=False), fake_result()], (2,))
-    assert _layers.disc_view(stack, 0)[0] == 1  # the shown slice has no disc: the first that has one
-    assert _layers.disc_view(_layers.measurement_record([fake_result(disc_found=False)])) is None
+    stack = measurement_record([fake_result(disc_found=False), fake_result()], (2,))
+    assert disc_view(stack, 0)[0] == 1  # the shown slice has no disc: the first that has one
+    assert disc_view(measurement_record([fake_result(disc_found=False)])) is None
 
 
 def test_result_text_has_short_lines_and_the_confidence():
     result = fake_result()
-    text = _layers.format_measurements(_layers.measurement_record([result]), 0.8)
+    text = format_measurements(measurement_record([result]), 0.8)
     lines = text.splitlines()
-    assert len(lines) <= _layers.RESULT_TEXT_LINES and max(len(line) for line in lines) <= 40
+    assert len(lines) <= RESULT_TEXT_LINES and max(len(line) for line in lines) <= 40
     assert f"vCDR {result.vcdr:.3f}" in text and "confidence 0.800" in text
-    assert "confidence" not in _layers.format_measurements(_layers.measurement_record([result]))
+    assert "confidence" not in format_measurements(measurement_record([result]))
 
 
 def test_csv_rows():
     result = fake_result()
-    record = _layers.measurement_record([result])
-    rows = _layers.measurement_rows("photo", record, result.provenance, "network", 0.8)
-    rows += _layers.measurement_rows("empty", _layers.measurement_record([fake_result(disc_found=False)]),
+    record = measurement_record([result])
+    rows = measurement_rows("photo", record, result.provenance, "network", 0.8)
+    rows += measurement_rows("empty", measurement_record([fake_result(disc_found=False)]),
                                      result.provenance, "edited labels")
-    parsed = list(csv.DictReader(io.StringIO(_layers.csv_text(rows))))
+    parsed = list(csv.DictReader(io.StringIO(csv_text(rows))))
     assert parsed[0]["image"] == "photo" and float(parsed[0]["vcdr"]) == pytest.approx(result.vcdr)
     assert parsed[0]["weights_sha256"] == "abc" and parsed[0]["disc_threshold"] == "0.5"
     assert parsed[0]["confidence"] == "0.8" and parsed[1]["confidence"] == ""
@@ -203,14 +221,14 @@ def test_training_pairs():
     cup = np.zeros_like(disc)
     cup[0, 25:35, 25:35] = 1
     cup[0, 0:3, 0:3] = 1  # outside the disc: dropped
-    pairs, skipped = _layers.training_pairs(image, True, disc, cup, "s")
+    pairs, skipped = training_pairs(image, True, disc, cup, "s")
     assert len(pairs) == 1 and skipped == 1
     _, d, c = pairs[0]
     assert d.dtype == bool and c.sum() == 100
     with pytest.raises(ValueError, match="cover the image"):
-        _layers.training_pairs(image[0], True, disc, cup, "s")
+        training_pairs(image[0], True, disc, cup, "s")
     with pytest.raises(ValueError, match="empty"):
-        _layers.training_pairs(image[1], True, disc[1], cup[1], "s")
+        training_pairs(image[1], True, disc[1], cup[1], "s")
 
 
 def _no_temporary_files(folder):
@@ -296,7 +314,7 @@ def test_reader_recognises_mask_names_only():
 
 
 def test_reader_soft_maps(tmp_path):
-    from napari_attunet.imageio import write_image
+    from napari_attunet.image_files import write_image
 
     soft = np.zeros((40, 40), np.uint8)
     soft[10:30, 10:30] = 64  # one expert of four
@@ -319,7 +337,9 @@ def test_plugin_core_modules_import_no_qt():
     import subprocess
     import sys
 
-    code = ("import sys, napari_attunet._layers, napari_attunet._writers, napari_attunet._reader, "
+    code = ("import sys, napari_attunet._layers.links, napari_attunet._layers.inputs, "
+            "napari_attunet._layers.results, napari_attunet._layers.measurements, "
+            "napari_attunet._writers, napari_attunet._reader, "
             "napari_attunet._sample_data; bad = [m for m in sys.modules if m.split('.')[0] in "
             "('qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'napari', 'magicgui')]; print(bad); "
             "sys.exit(1 if bad else 0)")
@@ -328,6 +348,6 @@ def test_plugin_core_modules_import_no_qt():
 
 
 def test_format_measurements_nan_safe():
-    text = _layers.format_measurements(_layers.measurement_record([fake_result()]))
+    text = format_measurements(measurement_record([fake_result()]))
     assert text.startswith("vCDR ") and "nan" not in text
     assert math.isnan(fake_result(disc_found=False).vcdr)

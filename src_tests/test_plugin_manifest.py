@@ -48,7 +48,7 @@ def test_writers_are_chosen_by_napari(make_napari_viewer, tmp_path):
     """napari's own save path (``viewer.layers.save``, File > Save Selected Layers) reaches the writers."""
     import numpy as np
 
-    from napari_attunet.imageio import read_image
+    from napari_attunet.image_files import read_image
 
     viewer = make_napari_viewer()
     disc = np.zeros((64, 80), np.uint8)

@@ -37,7 +37,7 @@ def run(qtbot, widget, layer=None, timeout=180_000):
 
 
 def result_layers(viewer, source="retina"):
-    from napari_attunet._layers import METADATA_KEY
+    from napari_attunet._layers.links import METADATA_KEY
 
     return [layer for layer in viewer.layers
             if isinstance(layer.metadata, dict) and layer.metadata.get(METADATA_KEY, {}).get("source") == source]
@@ -63,7 +63,7 @@ def test_widgets_dock_and_appear_in_the_menus(viewer):
 
 
 def test_segment_the_sample(viewer, qtbot, messages, tmp_path):
-    from napari_attunet._layers import output_layer_names
+    from napari_attunet._layers.links import output_layer_names
     from napari_attunet._widgets._session import get_model
 
     image = open_sample(viewer)
@@ -338,7 +338,8 @@ def test_layer_data_tuples_work_with_the_viewer_add_methods(viewer):
     """``demo --view`` adds the tuples with ``viewer.add_<type>(data, **kwargs)``: every kwarg must be valid."""
     from test_plugin_layers import fake_result
 
-    from napari_attunet._layers import output_layer_names, result_layer_data
+    from napari_attunet._layers.links import output_layer_names
+    from napari_attunet._layers.results import result_layer_data
 
     viewer.add_image(np.zeros((120, 100, 3), np.uint8), name="eye", rgb=True)
     for data, kwargs, layer_type in result_layer_data(fake_result(), "eye", show_probabilities=True):

@@ -27,7 +27,7 @@ def main() -> int:
     from napari_attunet.datasets import load_drishti
     from napari_attunet.inference import Segmenter, image_tensor
     from napari_attunet.measure import dice, measure
-    from napari_attunet.shapes import SHAPES
+    from napari_attunet.postprocessing import SHAPES
 
     args = study_parser(__doc__).parse_args()
     torch.set_num_threads(2)

@@ -1,7 +1,7 @@
 """What both widgets offer or look up: photographs, devices, and the layers linked to a photo.
 
 A photo and its result layers are linked by an identifier in their metadata
-(``metadata[METADATA_KEY]``, see :mod:`napari_attunet._layers`), so renaming any of
+(``metadata[METADATA_KEY]``, see :mod:`napari_attunet._layers.links`), so renaming any of
 them keeps the pairing.  Label layers that did not come from the segment widget
 (opened from mask files, painted by hand) pair with a photo by today's names,
 ``<photo> optic disc`` and ``<photo> optic cup``, or by choosing them in the segment
@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import _layers
+from .._layers.links import (
+    LABEL_ROLES,
+    METADATA_KEY,
+    PHOTO_ROLE,
+    cup_layer_name,
+    disc_layer_name,
+    is_photo_metadata,
+    new_photo_id,
+    plugin_entry,
+    with_link,
+)
 
 
 def photograph_choices(viewer) -> list[tuple[str, Any]]:
@@ -20,7 +30,7 @@ def photograph_choices(viewer) -> list[tuple[str, Any]]:
     from napari.layers import Image
 
     return [(layer.name, layer) for layer in viewer.layers
-            if isinstance(layer, Image) and _layers.is_photo_metadata(layer.metadata)]
+            if isinstance(layer, Image) and is_photo_metadata(layer.metadata)]
 
 
 def label_choices(viewer) -> list[tuple[str, Any]]:
@@ -39,8 +49,8 @@ def device_choices() -> list[str]:
 
 def photo_id(layer) -> str | None:
     """The link identifier a photo layer carries (None before its first segmentation or pairing)."""
-    entry = _layers.plugin_entry(layer.metadata)
-    return entry.get("id") if entry.get("role") == _layers.PHOTO_ROLE else None
+    entry = plugin_entry(layer.metadata)
+    return entry.get("id") if entry.get("role") == PHOTO_ROLE else None
 
 
 def ensure_photo_id(viewer, layer) -> str:
@@ -48,8 +58,8 @@ def ensure_photo_id(viewer, layer) -> str:
     current = photo_id(layer)
     if current is not None and not any(other is not layer and photo_id(other) == current for other in viewer.layers):
         return current
-    new = _layers.new_photo_id()
-    layer.metadata = {**layer.metadata, _layers.METADATA_KEY: {"role": _layers.PHOTO_ROLE, "id": new}}
+    new = new_photo_id()
+    layer.metadata = {**layer.metadata, METADATA_KEY: {"role": PHOTO_ROLE, "id": new}}
     return new
 
 
@@ -59,12 +69,12 @@ def linked_layers(viewer, photo) -> list:
     if key is None:
         return []
     return [layer for layer in viewer.layers
-            if layer is not photo and _layers.plugin_entry(layer.metadata).get("photo") == key]
+            if layer is not photo and plugin_entry(layer.metadata).get("photo") == key]
 
 
 def photo_of(viewer, layer):
     """The photo layer ``layer`` is linked to (None: unlinked, or its photo was deleted)."""
-    key = _layers.plugin_entry(layer.metadata).get("photo")
+    key = plugin_entry(layer.metadata).get("photo")
     if key is None:
         return None
     return next((other for other in viewer.layers if photo_id(other) == key), None)
@@ -80,10 +90,10 @@ def label_layers(viewer, photo) -> tuple[Any, Any]:
 
     found: dict[str, Any] = {}
     for layer in linked_layers(viewer, photo):
-        role = _layers.plugin_entry(layer.metadata).get("role")
-        if isinstance(layer, Labels) and role in _layers.LABEL_ROLES:
+        role = plugin_entry(layer.metadata).get("role")
+        if isinstance(layer, Labels) and role in LABEL_ROLES:
             found.setdefault(role, layer)
-    for role, name in zip(_layers.LABEL_ROLES, label_layer_names(photo.name)):
+    for role, name in zip(LABEL_ROLES, label_layer_names(photo.name)):
         if role not in found and name in viewer.layers:
             layer = viewer.layers[name]
             if isinstance(layer, Labels) and photo_of(viewer, layer) is None:
@@ -95,15 +105,15 @@ def link_labels(viewer, photo, role: str, layer) -> None:
     """Pair ``layer`` with ``photo`` as its ``role`` ("disc" or "cup") labels; unpair the one it replaces."""
     key = ensure_photo_id(viewer, photo)
     for other in linked_layers(viewer, photo):
-        if other is not layer and _layers.plugin_entry(other.metadata).get("role") == role:
-            entry = {k: v for k, v in _layers.plugin_entry(other.metadata).items() if k != "photo"}
-            other.metadata = {**other.metadata, _layers.METADATA_KEY: entry}
+        if other is not layer and plugin_entry(other.metadata).get("role") == role:
+            entry = {k: v for k, v in plugin_entry(other.metadata).items() if k != "photo"}
+            other.metadata = {**other.metadata, METADATA_KEY: entry}
     if layer is not None:
-        layer.metadata = _layers.with_link(layer.metadata, role, key, photo.name)
+        layer.metadata = with_link(layer.metadata, role, key, photo.name)
 
 
 def label_layer_names(image_name: str) -> tuple[str, str]:
-    return _layers.disc_layer_name(image_name), _layers.cup_layer_name(image_name)
+    return disc_layer_name(image_name), cup_layer_name(image_name)
 
 
 def missing_label_layers(viewer, photo) -> list[str]:

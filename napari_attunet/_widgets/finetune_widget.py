@@ -29,7 +29,7 @@ from magicgui.widgets import (
 )
 from napari.utils.notifications import show_warning
 
-from .. import _layers
+from .._layers.inputs import training_pairs
 from ..progress import Progress
 from ._base import JobWidget
 from ._choices import (
@@ -184,7 +184,7 @@ class FinetuneWidget(JobWidget):
                                  "widget, or name your label layers so")
             disc, cup = label_layers(self.viewer, layer)
             data = layer.data[0] if layer.multiscale else layer.data
-            pairs, skipped = _layers.training_pairs(data, bool(layer.rgb), disc.data, cup.data, layer.name)
+            pairs, skipped = training_pairs(data, bool(layer.rgb), disc.data, cup.data, layer.name)
             for index, (image, disc_mask, cup_mask) in enumerate(pairs):
                 name = layer.name if len(pairs) == 1 else f"{layer.name}[{index}]"
                 samples.append(make_sample(name, image, disc_mask, cup_mask))

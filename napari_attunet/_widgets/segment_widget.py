@@ -2,7 +2,7 @@
 
 The network runs in a napari ``thread_worker`` (progress bar, Cancel button, the
 event loop keeps running); the result arrives as ready-made layer data (built in the
-worker by :func:`napari_attunet._layers.result_layer_data`) and is put into the viewer
+worker by :func:`napari_attunet.result_layer_data`) and is put into the viewer
 one layer per turn of the event loop, so that napari can draw in between.  Then the
 camera centres on the optic disc.  Result layers are linked to their photo by an
 identifier in their metadata (:mod:`._choices`), so renaming any of them changes
@@ -26,7 +26,18 @@ from magicgui.widgets import (
     PushButton,
 )
 
-from .. import _layers
+from .._layers.inputs import image_planes
+from .._layers.links import LABEL_ROLES, plugin_entry
+from .._layers.measurements import (
+    RESULT_TEXT_LINES,
+    csv_text,
+    cup_outside_disc,
+    format_measurements,
+    measure_labels,
+    measurement_rows,
+    measurements_as_record,
+)
+from .._layers.results import disc_view, result_layer_data
 from ..inference import NO_DISC_MESSAGE
 from ..progress import Progress
 from ..weights import stored_thresholds
@@ -100,7 +111,7 @@ def look_at_disc(viewer, photo, record, stack_shape=()) -> bool:
         index = tuple(int(round(p)) for p in photo.world_to_data(viewer.dims.point)[:len(stack_shape)])
         if all(0 <= i < n for i, n in zip(index, stack_shape)):
             current = int(np.ravel_multi_index(index, stack_shape))
-    view = _layers.disc_view(record, current)
+    view = disc_view(record, current)
     if view is None:
         return False
     slice_index, (y, x), extent = view
@@ -159,7 +170,7 @@ class SegmentWidget(JobWidget):
                       label=" "),
         ])
         self.finish_form()
-        fixed_text_area(self.results, lines=_layers.RESULT_TEXT_LINES + 1, wrap=True)  # a line to spare
+        fixed_text_area(self.results, lines=RESULT_TEXT_LINES + 1, wrap=True)  # a line to spare
 
         self.weights.changed.connect(self._on_weights_choice)
         self.weights_file.changed.connect(self._follow_weights_thresholds)
@@ -259,7 +270,7 @@ class SegmentWidget(JobWidget):
         else:
             edited = disc.metadata.get("measured_from") == "edited labels"
             confidence = None if edited else disc.metadata.get("confidence")
-            self.results.value = _layers.format_measurements(record, confidence)
+            self.results.value = format_measurements(record, confidence)
             self.progress.value = PROGRESS_STEPS
         if photo is not self._shown_photo:  # a different image: say where it stands
             self._shown_photo = photo
@@ -295,7 +306,7 @@ class SegmentWidget(JobWidget):
         if not isinstance(layer, Image):
             raise ValueError(f"'{layer.name}' is a {layer.__class__.__name__} layer; "
                              "choose an image layer holding a fundus photograph")
-        planes, stack_shape = _layers.image_planes(layer.data[0] if layer.multiscale else layer.data,
+        planes, stack_shape = image_planes(layer.data[0] if layer.multiscale else layer.data,
                                                    bool(layer.rgb), layer.name)
         from ..preprocessing import validate_image
 
@@ -339,7 +350,7 @@ class SegmentWidget(JobWidget):
     def show_result(self, photo, result, layer_data: list[tuple] | None = None) -> None:
         """Put a segmentation of ``photo`` into the viewer (a layer per turn of the event loop) and report it.
 
-        ``layer_data``: :func:`napari_attunet._layers.result_layer_data` of ``result`` (made
+        ``layer_data``: :func:`napari_attunet.result_layer_data` of ``result`` (made
         here when not given, with attention maps when ``result`` has them).
         """
         results = result if isinstance(result, list) else [result]
@@ -347,11 +358,11 @@ class SegmentWidget(JobWidget):
         stack_shape = tuple(photo.data.shape[:stack_ndim]) if not photo.multiscale else \
             tuple(photo.data[0].shape[:stack_ndim])
         if layer_data is None:
-            layer_data = _layers.result_layer_data(result, photo.name, photo_id=ensure_photo_id(self.viewer, photo),
+            layer_data = result_layer_data(result, photo.name, photo_id=ensure_photo_id(self.viewer, photo),
                                                    show_probabilities=bool(self.show_probabilities.value),
                                                    stack_shape=stack_shape)
         for _, kwargs, _ in layer_data:
-            offset = _layers.plugin_entry(kwargs["metadata"]).get("offset")
+            offset = plugin_entry(kwargs["metadata"]).get("offset")
             kwargs.update(placement(photo, stack_ndim + 2, offset))
         wanted = {_role_key(kwargs["metadata"]) for _, kwargs, _ in layer_data}
         labels = [item for item in layer_data if item[2] == "labels"]
@@ -371,7 +382,7 @@ class SegmentWidget(JobWidget):
             raise RuntimeError(f"the image '{photo.name}' was removed from the viewer")
         for layer in linked_layers(self.viewer, photo):
             key = _role_key(layer.metadata)
-            if key[0] not in _layers.LABEL_ROLES and key not in wanted:
+            if key[0] not in LABEL_ROLES and key not in wanted:
                 self.viewer.layers.remove(layer)
 
     def _put_layer(self, photo, item: tuple, below: str | None = None) -> Any:
@@ -388,8 +399,8 @@ class SegmentWidget(JobWidget):
         key = _role_key(kwargs["metadata"])
         linked = linked_layers(self.viewer, photo)
         existing = next((layer for layer in linked if _role_key(layer.metadata) == key), None)
-        if key[0] in _layers.LABEL_ROLES and existing is None:  # masks the person paired by name or in the menu
-            existing = label_layers(self.viewer, photo)[_layers.LABEL_ROLES.index(key[0])]
+        if key[0] in LABEL_ROLES and existing is None:  # masks the person paired by name or in the menu
+            existing = label_layers(self.viewer, photo)[LABEL_ROLES.index(key[0])]
         if existing is not None and isinstance(existing, kind) and existing.ndim == data.ndim:
             existing.data = data
             existing.metadata = kwargs["metadata"]
@@ -412,7 +423,7 @@ class SegmentWidget(JobWidget):
         self._select_disc(photo)
         self._shown_photo = None
         self.image.value = photo
-        self.results.value = _layers.format_measurements(metadata["measurements"], metadata.get("confidence"))
+        self.results.value = format_measurements(metadata["measurements"], metadata.get("confidence"))
         if pending:
             self.status.value = f"'{photo.name}': adding the attention maps (hidden)…"
 
@@ -469,16 +480,16 @@ class SegmentWidget(JobWidget):
         try:
             photo = self._photo_named(image_name)
             disc_layer, cup_layer = self._label_layers(photo)
-            measured = _layers.measure_labels(disc_layer.data, cup_layer.data)
+            measured = measure_labels(disc_layer.data, cup_layer.data)
         except ValueError as error:
             self._message(str(error), "error")
             return None
-        record = _layers.measurements_as_record(measured)
+        record = measurements_as_record(measured)
         for layer in (disc_layer, cup_layer):
             layer.metadata = {**layer.metadata, "measurements": record, "measured_from": "edited labels"}
-        self.results.value = _layers.format_measurements(record)
+        self.results.value = format_measurements(record)
         self.progress.value = PROGRESS_STEPS
-        outside = _layers.cup_outside_disc(disc_layer.data, cup_layer.data)
+        outside = cup_outside_disc(disc_layer.data, cup_layer.data)
         note = f"; {outside} cup pixels outside the disc were ignored" if outside else ""
         self._message(f"measured '{photo.name}' from its labels{note}", "warning" if outside else "info")
         return measured
@@ -487,13 +498,13 @@ class SegmentWidget(JobWidget):
         """One CSV row per segmented or measured image (per slice for stacks) in the viewer."""
         rows = []
         for layer in self.viewer.layers:
-            own = _layers.plugin_entry(layer.metadata)
+            own = plugin_entry(layer.metadata)
             if own.get("role") != "disc" or "measurements" not in layer.metadata:
                 continue
             photo = photo_of(self.viewer, layer)
             name = photo.name if photo is not None else own.get("source", layer.name)
             edited = layer.metadata.get("measured_from") == "edited labels"
-            rows += _layers.measurement_rows(name, layer.metadata["measurements"],
+            rows += measurement_rows(name, layer.metadata["measurements"],
                                              layer.metadata.get("provenance", {}),
                                              "edited labels" if edited else "network",
                                              layer.metadata.get("confidence"))
@@ -511,7 +522,7 @@ class SegmentWidget(JobWidget):
         if path.suffix.lower() != ".csv":
             path = path.with_suffix(".csv")
         try:
-            atomic_write_bytes(path, _layers.csv_text(rows).encode())
+            atomic_write_bytes(path, csv_text(rows).encode())
         except OSError as error:
             self._message(f"could not write {path}: {error}", "error")
             return None
@@ -529,7 +540,7 @@ class SegmentWidget(JobWidget):
 
 def _role_key(metadata) -> tuple:
     """What a result layer is, whatever its name: ``(role, gate)``."""
-    entry = _layers.plugin_entry(metadata)
+    entry = plugin_entry(metadata)
     return entry.get("role"), entry.get("gate")
 
 
@@ -545,7 +556,7 @@ def _segment_job(request: dict):
     result = yield from forward(iter_segment(planes if request["stack_shape"] else planes[0], model,
                                              request["device"], disc_threshold=disc_t, cup_threshold=cup_t,
                                              attention=request["attention"], tta=request["tta"]))
-    layer_data = _layers.result_layer_data(result, request["name"], photo_id=request["photo_id"],
+    layer_data = result_layer_data(result, request["name"], photo_id=request["photo_id"],
                                            show_probabilities=request["probabilities"],
                                            stack_shape=request["stack_shape"])
     _preload_label_layer_modules()

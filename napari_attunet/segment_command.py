@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from . import __version__
-from .imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, mask_to_uint8, read_image, rows_to_csv, write_image
+from .image_files import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, mask_to_uint8, read_image, rows_to_csv, write_image
 from .inference import DEFAULT_SHAPE
 from .run_lock import LockHeld, RunLock
 from .run_records import (

@@ -1,7 +1,7 @@
 import numpy as np
 from skimage.draw import ellipse as draw_ellipse
 
-from napari_attunet.shapes import convex, ellipse, largest_component
+from napari_attunet.postprocessing import convex, ellipse, largest_component
 
 
 def test_ellipse_fit_ignores_a_leak_along_a_vessel():
