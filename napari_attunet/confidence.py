@@ -14,6 +14,12 @@ Three signs, each in [0, 1], computed on the fine pass's disc-centred crop:
 The confidence is their product: any one sign of trouble pulls it down.  It is a score, not
 a calibrated probability; ``training/confidence_study.py`` measures how well it separates
 good from bad outlines and where the low-confidence threshold lies.
+
+Beside it, *contrast* says whether the outlined region is brighter than the retina around it,
+as an optic disc is: its mean brightness over that of a ring half a diameter wide around it,
+both counted from the photo's black (1: no brighter).  Gain and offset leave it unchanged;
+gamma does not (``training/disc_contrast_study.py`` measures it on photos with and without a
+disc, a brightened camera included).
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ from scipy import ndimage
 from .measure import dice
 from .postprocessing import largest_component
 
+MIN_RING_INSIDE = 0.5
+"""The share of the ring around a disc that must lie inside the photo for its contrast to be
+measured: in a crop of 1.25 disc diameters about a third of it does, in one of 2 all of it."""
+
 
 @dataclass(frozen=True)
 class Quality:
@@ -33,10 +43,41 @@ class Quality:
     agreement: float
     margin: float
     shape: float
+    contrast: float = float("nan")
+    """NaN when it was not measured (no image given, or no ring pixel inside the photo)."""
 
     @classmethod
     def none(cls) -> Quality:
-        return cls(0.0, 0.0, 0.0, 0.0)
+        return cls(0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def brightness_contrast(luminance: np.ndarray, disc: np.ndarray, outside: np.ndarray | None = None) -> float:
+    """How many times brighter ``disc`` is than the ring half a diameter wide around it.
+
+    ``luminance`` counts from the photo's black (0 is its darkest value), so that gain and
+    offset change nothing.  ``outside``: pixels that are not part of the photo (padding beyond
+    its border), left out of the ring.  NaN (not measured) when less than
+    :data:`MIN_RING_INSIDE` of the ring lies inside the photo, as in a crop that is mostly
+    disc, or when the ring is black.
+    """
+    rows, cols = np.nonzero(disc)
+    if rows.size == 0:
+        return float("nan")
+    diameter = max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
+    # The whole ring, also where it runs beyond the crop: that part is not known to be retina.
+    margin = int(np.ceil(0.5 * diameter)) + 1
+    ring = ndimage.distance_transform_edt(~np.pad(disc, margin)) <= 0.5 * diameter
+    ring &= ~np.pad(disc, margin)
+    known = np.pad(np.ones_like(disc) if outside is None else ~outside, margin)
+    whole = np.count_nonzero(ring)
+    ring &= known
+    if np.count_nonzero(ring) < MIN_RING_INSIDE * whole:
+        return float("nan")
+    ring = ring[margin:-margin, margin:-margin]
+    around = float(luminance[ring].mean()) if ring.any() else 0.0
+    if around <= 0:
+        return float("nan")
+    return float(luminance[disc].mean()) / around
 
 
 def _shape_score(disc: np.ndarray) -> float:
@@ -51,8 +92,13 @@ def _shape_score(disc: np.ndarray) -> float:
 
 
 def crop_quality(disc_probability: np.ndarray, deep_probability: np.ndarray | None,
-                 threshold: float) -> Quality:
-    """The signs and confidence of one crop's disc (``(s, s)`` probabilities of the fine pass)."""
+                 threshold: float, luminance: np.ndarray | None = None,
+                 outside: np.ndarray | None = None) -> Quality:
+    """The signs and confidence of one crop's disc (``(s, s)`` probabilities of the fine pass).
+
+    ``luminance``: the crop's brightness on the same grid, for the contrast; ``outside``: its
+    pixels that lie beyond the photo's border.
+    """
     disc = largest_component(disc_probability > threshold)
     if disc.sum() < 9:
         return Quality.none()
@@ -63,4 +109,5 @@ def crop_quality(disc_probability: np.ndarray, deep_probability: np.ndarray | No
     band = ndimage.binary_dilation(disc, iterations=width) & ~ndimage.binary_erosion(disc, iterations=width)
     margin = float(np.abs(2 * disc_probability[band] - 1).mean()) if band.any() else 0.0
     shape = _shape_score(disc)
-    return Quality(agreement * margin * shape, agreement, margin, shape)
+    contrast = float("nan") if luminance is None else brightness_contrast(luminance, disc, outside)
+    return Quality(agreement * margin * shape, agreement, margin, shape, contrast)

@@ -60,6 +60,11 @@ NO_DISC_BELOW = 0.56
 """A disc-like outline below this confidence is discarded ("no optic disc found"): in photos
 without a disc the network draws faint, hesitant candidates.  Chosen on the training split
 (``training/no_disc_study.py``)."""
+MIN_DISC_CONTRAST = 1.14
+"""A doubtful outline (confidence below :data:`LOW_CONFIDENCE`) whose contrast is below this is
+discarded: an optic disc is brighter than the retina around it (see
+:func:`~napari_attunet.confidence.brightness_contrast`).  Chosen on the training split
+(``training/no_disc_study.py``)."""
 SECOND_LOOK_BELOW = 0.5
 """A first answer below this confidence (or no disc) gets a second look at other zooms."""
 BORDER_MESSAGE = "the disc is cut by the image border: the vCDR may be unreliable"
@@ -91,6 +96,9 @@ class SegmentationResult:
     confidence: float = 0.0
     """In [0, 1]: how trustworthy the disc outline looks (0 without a disc); below
     :data:`LOW_CONFIDENCE` the messages say :data:`LOW_CONFIDENCE_MESSAGE`."""
+    contrast: float = float("nan")
+    """How many times brighter the disc is than the retina around it, from the photo's black
+    (:func:`~napari_attunet.confidence.brightness_contrast`); NaN without a disc."""
 
     @property
     def disc_found(self) -> bool:
@@ -180,14 +188,27 @@ def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
-def _network_input(image: torch.Tensor, box: tuple[int, int, int, int], size: int) -> torch.Tensor:
-    """Cut ``box`` (the photo's black outside it), resize to ``size`` and standardise: ``(1, 3, size, size)``."""
+def _resized_crop(image: torch.Tensor, box: tuple[int, int, int, int], size: int) -> torch.Tensor:
+    """Cut ``box`` (the photo's black outside it) and resize to ``size``: ``(1, 3, size, size)``, float32."""
     crop = crop_padded(image, box, fill=black_level(image))
     # Subsample very large crops by an integer stride first: cheaper than a float copy of the whole photo.
     stride = max(1, crop.shape[-1] // (4 * size))
     if stride > 1:
         crop = crop[:, ::stride, ::stride]
-    return standardise(resize(crop[None].to(torch.float32), (size, size)))
+    return resize(crop[None].to(torch.float32), (size, size))
+
+
+def _network_input(image: torch.Tensor, box: tuple[int, int, int, int], size: int) -> torch.Tensor:
+    """:func:`_resized_crop`, standardised: what the network reads."""
+    return standardise(_resized_crop(image, box, size))
+
+
+def _beyond_border(box: tuple[int, int, int, int], shape, size: int) -> np.ndarray:
+    """``(size, size)``: which pixels of ``box`` on the network's grid lie outside an image of ``shape``."""
+    top, left, bottom, right = box
+    rows = top + (np.arange(size) + 0.5) * (bottom - top) / size
+    cols = left + (np.arange(size) + 0.5) * (right - left) / size
+    return ((rows < 0) | (rows >= shape[0]))[:, None] | ((cols < 0) | (cols >= shape[1]))[None, :]
 
 
 def _inside(box: tuple[int, int, int, int], shape) -> tuple[slice, slice, slice, slice] | None:
@@ -284,13 +305,16 @@ class Segmenter:
     def _crops(self, images: Sequence[torch.Tensor], boxes: Sequence[tuple[int, int, int, int]],
                attention: bool) -> list[Crop]:
         size = self.settings["fine_size"]
-        batch = torch.cat([_network_input(image, box, size) for image, box in zip(images, boxes)])
-        probs, maps, deep = self._run(batch, attention, deep=True)
+        raw = torch.cat([_resized_crop(image, box, size) for image, box in zip(images, boxes)])
+        # Brightness counted from each photo's black, for the contrast of its disc.
+        blacks = torch.tensor([black_level(image) for image in images], dtype=raw.dtype, device=raw.device)
+        brightness = (raw.mean(dim=1) - blacks[:, None, None]).cpu().numpy()
+        probs, maps, deep = self._run(standardise(raw), attention, deep=True)
         crops = []
         for i, box in enumerate(boxes):
             crop_probs = probs[i].cpu().numpy()
             quality = crop_quality(crop_probs[0], None if deep is None else deep[i].cpu().numpy(),
-                                   self.disc_threshold)
+                                   self.disc_threshold, brightness[i], _beyond_border(box, images[i].shape[-2:], size))
             crops.append(Crop(box, probs[i], [m[i, 0] for m in maps], crop_probs, quality))
         return crops
 
@@ -393,12 +417,27 @@ class Segmenter:
         per_image = clock() / len(images)
         return [self._result(image.shape[-2:], crops.get(i), attention, per_image) for i, image in enumerate(images)]
 
+    def _not_a_disc(self, quality: Quality) -> str | None:
+        """Why a candidate is not taken for an optic disc (None: it is).
+
+        Too faint (confidence below ``min_confidence``), or doubtful and no brighter than the
+        retina around it (confidence below :data:`LOW_CONFIDENCE` and contrast below
+        :data:`MIN_DISC_CONTRAST`).  ``min_confidence=0`` keeps every candidate.
+        """
+        if self.min_confidence <= 0:
+            return None
+        if quality.confidence < self.min_confidence:
+            return f"too faint (confidence {quality.confidence:.2f})"
+        if quality.confidence < LOW_CONFIDENCE and quality.contrast < MIN_DISC_CONTRAST:
+            return f"no brighter than the retina around it (contrast {quality.contrast:.2f})"
+        return None
+
     def _result(self, shape, crop: Crop | None, attention: bool, seconds: float) -> SegmentationResult:
         """Resample a crop's maps into image-sized arrays; masks are post-processed inside the crop only."""
         clock = Stopwatch()
         messages = []
-        if crop is not None and crop.quality.confidence < self.min_confidence:
-            messages.append(f"a faint disc-like candidate (confidence {crop.quality.confidence:.2f}) was discarded")
+        if crop is not None and (reason := self._not_a_disc(crop.quality)):
+            messages.append(f"a disc-like candidate was discarded: {reason}")
             crop = None
         disc_p = np.zeros(shape, np.float32)
         cup_p = np.zeros(shape, np.float32)
@@ -422,7 +461,7 @@ class Segmenter:
             for gate, values in zip(gates, stacked[2:]):
                 gate[rows, cols] = values
             offset = (rows.start, cols.start)
-        confidence = 0.0
+        confidence, contrast = 0.0, float("nan")
         if not disc.any():
             messages.insert(0, NO_DISC_MESSAGE)
             box = None
@@ -433,7 +472,7 @@ class Segmenter:
             local = measure(disc[region[0], region[1]], cup[region[0], region[1]])
             measurements = replace(local, disc_centre_y=local.disc_centre_y + offset[0],
                                    disc_centre_x=local.disc_centre_x + offset[1])
-            confidence = crop.quality.confidence
+            confidence, contrast = crop.quality.confidence, crop.quality.contrast
             if confidence < LOW_CONFIDENCE:
                 messages.append(LOW_CONFIDENCE_MESSAGE)
             if warning := disc_shape_warning(measurements):
@@ -452,6 +491,7 @@ class Segmenter:
             crop_box=box,
             messages=messages,
             confidence=confidence,
+            contrast=contrast,
         )
 
     def segment_tensor(self, image: torch.Tensor, attention: bool = True) -> SegmentationResult:

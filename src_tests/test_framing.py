@@ -48,6 +48,51 @@ def test_no_disc_means_zero_confidence(default_model):
     assert not result.disc_found and result.confidence == 0.0
 
 
+def test_contrast_tells_a_bright_disc_from_a_region_like_its_surroundings():
+    from napari_attunet.confidence import brightness_contrast
+
+    yy, xx = np.mgrid[:120, :120]
+    disc = (yy - 60) ** 2 + (xx - 60) ** 2 < 25**2
+    rng = np.random.default_rng(0)
+    retina = rng.normal(100, 10, (120, 120))
+    bright = retina + 50 * disc
+    assert brightness_contrast(bright, disc) == pytest.approx(1.5, abs=0.02)
+    assert brightness_contrast(retina, disc) == pytest.approx(1.0, abs=0.02)  # no brighter than around it
+    assert brightness_contrast(0.3 * bright, disc) == pytest.approx(brightness_contrast(bright, disc))  # gain
+    # Padding beyond the photo's border is not retina: left out of the ring.
+    padded = bright.copy()
+    outside = xx >= 95
+    padded[outside] = 0.0
+    assert brightness_contrast(padded, disc, outside) == pytest.approx(brightness_contrast(bright, disc), abs=0.02)
+    assert np.isnan(brightness_contrast(bright, disc, np.ones_like(disc)))  # no ring inside the photo
+    tight = (np.abs(yy - 60) > 32) | (np.abs(xx - 60) > 32)  # a crop of 1.3 diameters: mostly disc
+    assert np.isnan(brightness_contrast(bright, disc, tight))  # too little retina around it to say
+
+
+def test_the_contrast_does_not_depend_on_the_intensity_offset(photo, photo_result, default_model):
+    shifted = segment((photo.astype(np.float32) + 1000.0), default_model, device="cpu", attention=False)
+    assert photo_result.contrast > 1.1
+    assert shifted.contrast == pytest.approx(photo_result.contrast, rel=1e-3)
+
+
+@pytest.mark.parametrize(("confidence", "contrast", "kept"), [
+    (0.85, 1.0, True),     # confident outlines are kept whatever their contrast
+    (0.70, 1.5, True),     # doubtful but much brighter than the retina around it: a disc
+    (0.70, 1.0, False),    # doubtful and no brighter: not a disc
+    (0.70, float("nan"), True),  # contrast not measurable (no retina around it): not held against it
+    (0.40, 1.5, False),    # too faint
+])
+def test_which_candidates_count_as_a_disc(default_model, confidence, contrast, kept):
+    import torch
+
+    from napari_attunet.confidence import Quality
+    from napari_attunet.inference import Segmenter
+
+    quality = Quality(confidence, 1.0, 1.0, 1.0, contrast)
+    assert (Segmenter(default_model, torch.device("cpu"))._not_a_disc(quality) is None) == kept
+    assert Segmenter(default_model, torch.device("cpu"), min_confidence=0.0)._not_a_disc(quality) is None
+
+
 def test_a_disc_cut_by_the_border_is_reported(retina, retina_result, default_model):
     y, x = (int(v) for v in retina_result.disc_centre)
     cut = retina[y - 300 : y + 300, x - 80 : x + 500]  # the border runs through the disc

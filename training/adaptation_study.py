@@ -10,6 +10,9 @@ disc-centred photos of another clinic.  The first 25 (by name) are the adaptatio
 26 the evaluation set.  For each count N, the first N pool images fine-tune the weights with the
 recipe that `napari-attunet train --init` uses by default (``TrainConfig.fine_tuning``), timed on
 this machine, and the result is scored on the evaluation set (N = 0: the weights as they are).
+Then the cup threshold is calibrated on the same N photos (``napari-attunet calibrate --apply``'s
+rule) and the calibrated weights are scored too: the guide's three steps, annotate, fine-tune,
+calibrate.
 """
 
 from __future__ import annotations
@@ -39,6 +42,18 @@ def new_camera(sample):
     return make_sample(sample.name, (image * 255 + 0.5).astype(np.uint8), framed.disc, framed.cup)
 
 
+def calibrated(weights: Path, samples) -> tuple[Path, float]:
+    """``weights`` with the cup threshold calibrated on ``samples``, as ``calibrate --apply`` writes it."""
+    from napari_attunet import load_model
+    from napari_attunet.calibration import calibrate, store_thresholds
+
+    model = load_model(weights, device="cpu")
+    report = calibrate(samples, model, torch.device("cpu"))
+    out = weights.with_name(weights.stem + "_calibrated.safetensors")
+    store_thresholds(model, out, report["disc_threshold"], report["cup_threshold"], "adaptation study")
+    return out, float(report["cup_threshold"])
+
+
 def score(weights, samples) -> dict:
     from napari_attunet import load_model
     from napari_attunet.evaluation import score_sample, summarise
@@ -59,6 +74,9 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
     ax.plot(counts, [r["dice_od"] for r in rows], "o-", color="tab:red", label="optic disc")
     ax.plot(counts, [r["dice_oc"] for r in rows], "s-", color="goldenrod", label="optic cup")
+    if all("calibrated" in r for r in rows[1:]):
+        ax.plot(counts, [rows[0]["dice_oc"]] + [r["calibrated"]["dice_oc"] for r in rows[1:]], "s--",
+                color="darkgoldenrod", label="optic cup, cup threshold calibrated")
     for r in rows[1:]:
         ax.annotate(f"{r['minutes']:.1f} min", (r["images"], r["dice_od"]), textcoords="offset points",
                     xytext=(0, 6), ha="center", fontsize=8)
@@ -98,8 +116,13 @@ def main() -> int:
             started = time.perf_counter()
             train(pool[:count], out, config)
             minutes = (time.perf_counter() - started) / 60
-            rows.append({"images": count, "minutes": round(minutes, 2), "epochs": config.epochs,
-                         **score(out, evaluation)})
+            row = {"images": count, "minutes": round(minutes, 2), "epochs": config.epochs, **score(out, evaluation)}
+            started = time.perf_counter()
+            calibrated_weights, cup_threshold = calibrated(out, pool[:count])
+            row["calibrated"] = {"cup_threshold": cup_threshold,
+                                 "minutes": round((time.perf_counter() - started) / 60, 2),
+                                 **score(calibrated_weights, evaluation)}
+            rows.append(row)
             print(json.dumps(rows[-1]), flush=True)
     args.out.write_text(json.dumps({"weights": init, "pool": [s.name for s in pool],
                                     "evaluation": [s.name for s in evaluation], "rows": rows}, indent=1) + "\n")
