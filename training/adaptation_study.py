@@ -76,7 +76,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.plot(counts, [r["dice_oc"] for r in rows], "s-", color="goldenrod", label="optic cup")
     if all("calibrated" in r for r in rows[1:]):
         ax.plot(counts, [rows[0]["dice_oc"]] + [r["calibrated"]["dice_oc"] for r in rows[1:]], "s--",
-                color="darkgoldenrod", label="optic cup, cup threshold calibrated")
+                color="darkgoldenrod", label="optic cup, threshold calibrated on the same photos")
     for r in rows[1:]:
         ax.annotate(f"{r['minutes']:.1f} min", (r["images"], r["dice_od"]), textcoords="offset points",
                     xytext=(0, 6), ha="center", fontsize=8)
