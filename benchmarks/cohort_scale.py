@@ -38,7 +38,7 @@ def run_segment(photos: Path, out: Path, extra: list[str]) -> dict:
     env["PYTHONPATH"] = str(REPO)
     command = [sys.executable, "-m", "napari_attunet", "segment", str(photos), "--out", str(out), "--device", "cpu",
                *extra]
-    start = time.perf_counter()
+    start, wall_start = time.perf_counter(), time.time()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     client = psutil.Process(process.pid)
     peaks: dict[int, int] = {}
@@ -57,8 +57,13 @@ def run_segment(photos: Path, out: Path, extra: list[str]) -> dict:
     if process.returncode != 0:
         raise RuntimeError(f"{command} failed ({process.returncode}): {stderr[-2000:]}")
     others = [rss for pid, rss in peaks.items() if pid != process.pid]
+    # When each image's record was written: start-up (to the first image) against the steady pace
+    finished = sorted(json.loads(path.read_bytes())["finished"]
+                      for path in (out / ".napari-attunet" / "records").glob("*/*.json"))
     return {"seconds": seconds, "client_peak_mib": peaks.get(process.pid, 0) / 2**20,
-            "largest_other_process_peak_mib": max(others, default=0) / 2**20}
+            "largest_other_process_peak_mib": max(others, default=0) / 2**20,
+            "to_first_image_s": finished[0] - wall_start,
+            "per_image_after_first_s": (finished[-1] - finished[0]) / max(1, len(finished) - 1)}
 
 
 def listing_growth(count: int, code: Path = REPO) -> dict:
@@ -170,19 +175,24 @@ def report(results: dict) -> None:
           f"{results['load_average_at_start']}, at end {results['load_average_at_end']}")
     if results["runs"]:
         print(f"\n| mode ({n} photos, {results['rounds']} runs each) | wall s (each run) | images/s (mean) | "
-              "client peak MiB | largest worker peak MiB |\n|---|---|---|---|---|")
+              "s to the first image | s per image after it | client peak MiB | largest worker peak MiB |"
+              "\n|---|---|---|---|---|---|---|")
         seconds = {}
         for name, _ in MODES:
             runs = [run for run in results["runs"] if run["mode"] == name]
             seconds[name] = mean([run["seconds"] for run in runs])
             walls = ", ".join(f"{run['seconds']:.1f}" for run in runs)
             worker = max(run["largest_other_process_peak_mib"] for run in runs)
-            print(f"| {name} | {walls} | {n / seconds[name]:.3f} | "
+            first = mean([run["to_first_image_s"] for run in runs])
+            pace = mean([run["per_image_after_first_s"] for run in runs])
+            print(f"| {name} | {walls} | {n / seconds[name]:.3f} | {first:.1f} | {pace:.3f} | "
                   f"{max(run['client_peak_mib'] for run in runs):.0f} | {f'{worker:.0f}' if worker else '-'} |")
         for name in ("dask local:1", "dask local:2"):
             overhead = (seconds[name] - seconds["in-process"]) / n
+            pace = mean([run["per_image_after_first_s"] for run in results["runs"] if run["mode"] == name]) - \
+                mean([run["per_image_after_first_s"] for run in results["runs"] if run["mode"] == "in-process"])
             print(f"\nDask overhead per image ({name} minus in-process, mean wall time over {n} photos): "
-                  f"{overhead:+.3f} s (positive: Dask is slower)")
+                  f"{overhead:+.3f} s; after the first image: {pace:+.3f} s (positive: Dask is slower)")
     for listing in results["listing"]:
         print(f"\nListing and planning {listing['inputs']} inputs ({listing['code']}): "
               f"{listing['listing_seconds']:.1f} s, client RSS +{listing['growth_mib']:.1f} MiB at its peak "
