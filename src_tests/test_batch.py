@@ -434,3 +434,14 @@ def test_a_table_of_many_sorting_chunks_is_sorted_by_path_in_csv_and_parquet(tmp
     tables.write_tables(iter([]), columns, tmp_path / "empty.csv", tmp_path / "empty.parquet")
     assert (tmp_path / "empty.csv").read_text() == rows_to_csv([], columns)
     assert pq.read_table(tmp_path / "empty.parquet").column_names == columns
+
+
+def test_segment_without_dask_imports_neither_dask_nor_pyarrow(tmp_path, tiny_weights):
+    photo(tmp_path / "in" / "a.png")
+    script = ("import sys; from napari_attunet.cli import main; "
+              f"code = main(['segment', {str(tmp_path / 'in')!r}, '--out', {str(tmp_path / 'out')!r}, "
+              f"'--weights', {str(tiny_weights)!r}, '--device', 'cpu']); "
+              "print(code, sorted(m for m in ('dask', 'distributed', 'pyarrow') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-2:] == ["0", "[]"], done.stdout + done.stderr
