@@ -13,7 +13,10 @@ import os
 import re
 import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 
 def _host() -> str:
@@ -22,6 +25,14 @@ def _host() -> str:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+    with atomic_writer(path) as file:
+        file.write(data)
+
+
+@contextmanager
+def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` piece by piece; it replaces ``path`` only when the block ends
+    without an error (a large table is streamed, never held whole in memory)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.{_host()}-{os.getpid()}.", suffix=".tmp",
@@ -29,7 +40,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         os.chmod(temporary, 0o644)
         with os.fdopen(handle, "wb") as file:
-            file.write(data)
+            yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)

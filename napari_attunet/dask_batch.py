@@ -13,20 +13,29 @@ holds a bounded number of tasks however many inputs the run has.
 
 Threads: each worker process sets torch to ``OMP_NUM_THREADS`` threads when that is
 set in its environment, otherwise to its host's cores divided by the Dask worker
-threads on that host, so workers x torch threads never exceed the cores.
+threads on that host, so workers x torch threads never exceed the cores.  Dask's
+workers get ``OMP_NUM_THREADS=1`` unless it is set where they start, so a cluster
+started here (``--dask local:N``) passes cores / N to its workers
+(:func:`local_worker_environment`), and one started by the user needs it in its job
+script.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 
 from .run_records import OutputFolder
 from .segment_command import BatchOptions, ImageJob, error_record, load_segmenter, segment_one
 
 TASK_IMAGES = 8
+FAST_MALLOC = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+"""Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which turns off glibc's adaptive
+threshold for allocating large blocks: every image-sized array is then mapped and unmapped afresh,
+and segmenting an image takes about twice as long.  Workers started here go without it."""
 TASKS_PER_THREAD = 2
 _segmenters: dict[BatchOptions, object] = {}
 loads = 0
@@ -46,6 +55,14 @@ def torch_threads(threads_on_host: int) -> int:
     if os.environ.get("OMP_NUM_THREADS", "").isdigit():
         return max(1, int(os.environ["OMP_NUM_THREADS"]))
     return max(1, available_cores() // max(1, threads_on_host))
+
+
+def local_worker_environment(workers: int) -> dict[str, str]:
+    """The environment of the ``workers`` processes of a cluster started here: Dask sets ``OMP_NUM_THREADS=1``
+    in its workers unless told otherwise, which would leave one worker on one core of many."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # the user's choice, which Dask passes on
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, available_cores() // workers))}
 
 
 def worker_segmenter(options: BatchOptions, threads: int):
@@ -91,14 +108,16 @@ def check_spec(spec: str) -> None:
 
 def connect(spec: str):
     """A Dask client for ``--dask``: ``local`` / ``local:N`` (a new cluster here), an address, or a scheduler file."""
+    import dask
     from distributed import Client, LocalCluster
 
     check_spec(spec)
     if spec == "local" or spec.startswith("local:"):
         count = spec.partition(":")[2]
         workers = int(count) if count else available_cores()
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
+        with dask.config.set(FAST_MALLOC):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.ERROR, env=local_worker_environment(workers))
         return Client(cluster, set_as_default=False)
     if spec.endswith(".json"):
         return Client(scheduler_file=spec, set_as_default=False, timeout="60s")
@@ -121,9 +140,11 @@ def threads_by_host(client) -> dict[str, int]:
     return counts
 
 
-def segment_on_dask(jobs: list[ImageJob], options: BatchOptions, folder: OutputFolder, digest: str, run: str,
-                    spec: str, task_images: int = TASK_IMAGES) -> Iterator[tuple[ImageJob, dict]]:
-    """Segment ``jobs`` on the cluster ``spec``; yields ``(job, record)`` as workers finish them.
+def segment_on_dask(jobs: Iterable[ImageJob], count: int, options: BatchOptions, folder: OutputFolder, digest: str,
+                    run: str, spec: str, task_images: int = TASK_IMAGES) -> Iterator[tuple[ImageJob, dict]]:
+    """Segment the ``count`` ``jobs`` on the cluster ``spec``; yields ``(job, record)`` as workers finish them.
+
+    ``jobs`` is read as tasks are submitted, so only the tasks in flight are held.
 
     A task whose worker died more often than Dask allows (``KilledWorker``) gives its images
     error records, which a re-run retries.  Closing the generator cancels what is left.
@@ -137,14 +158,14 @@ def segment_on_dask(jobs: list[ImageJob], options: BatchOptions, folder: OutputF
         threads = threads_by_host(client)
         window = max(2, TASKS_PER_THREAD * sum(threads.values()))
         # Few images: smaller tasks, so that every worker gets some
-        size = max(1, min(task_images, len(jobs) // window))
-        tasks = (jobs[start:start + size] for start in range(0, len(jobs), size))
+        size = max(1, min(task_images, count // window))
+        jobs = iter(jobs)
         batches = {}
         running = as_completed(loop=client.loop)
 
         def submit() -> bool:
-            batch = next(tasks, None)
-            if batch is None:
+            batch = list(islice(jobs, size))
+            if not batch:
                 return False
             future = client.submit(segment_task, batch, options, str(folder.root), digest, run, threads,
                                    pure=False, key=f"segment-{batch[0].image[:60]}-{len(batches)}")

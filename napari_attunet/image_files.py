@@ -303,8 +303,13 @@ def decode_refuge_map(label_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def rows_to_csv(rows: list[dict], columns: list[str]) -> str:
     """CSV text of ``rows`` with ``columns`` (other keys ignored; NaN written as an empty cell)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    write_csv_rows(buffer, rows, columns)
+    return buffer.getvalue()
+
+
+def write_csv_rows(file, rows, columns: list[str]) -> None:
+    """Write the header and ``rows`` (any iterable, consumed once) as CSV text into ``file``."""
+    writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
-    return buffer.getvalue()

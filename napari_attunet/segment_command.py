@@ -14,6 +14,7 @@ The pieces a worker process needs (:class:`BatchOptions`, :func:`load_segmenter`
 from __future__ import annotations
 
 import errno
+import itertools
 import math
 import os
 import signal
@@ -21,12 +22,15 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from . import __version__
 from .image_files import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, mask_to_uint8, read_image, rows_to_csv, write_image
 from .inference import DEFAULT_SHAPE
+from .job_spool import JobSpool
+from .key_table import KeyTable, path_key
 from .run_lock import LockHeld, RunLock
 from .run_records import (
     ERROR_PREFIX,
@@ -36,7 +40,6 @@ from .run_records import (
     is_error,
     settings_changes,
 )
-from .weights import atomic_write_bytes
 
 CSV_COLUMNS = [
     "image", "status", "confidence", "vcdr", "area_cdr", "disc_area", "cup_area", "disc_centre_y", "disc_centre_x",
@@ -91,46 +94,82 @@ class BatchOptions:
     """Photos larger than this are refused (their row says so); None: no limit."""
 
 
-def _walk_images(folder: Path, recursive: bool, skip: Path | None):
-    """Image files of ``folder`` (and, recursive, of its subfolders), skipping hidden names and our outputs."""
-    for current, subfolders, names in os.walk(folder):
-        here = Path(current)
-        subfolders[:] = sorted(s for s in subfolders if recursive and not s.startswith(".")
-                               and (skip is None or (here / s).resolve() != skip))
-        ours = skip is not None and here.resolve() == skip  # --out is the input folder itself
-        for name in sorted(names):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES \
-                    and not (ours and OUTPUT_NAME.match(name)):
-                yield here / name
+def _walk_images(folder: Path, recursive: bool, skip: Path | None) -> Iterator[Path]:
+    """Image files of ``folder`` (and, recursive, of its subfolders), skipping hidden names and our outputs.
+
+    Each folder's image names are sorted, then its subfolders are searched in name order;
+    only one folder's names are held at a time.  Links to folders are not followed.
+    """
+    ours = skip is not None and folder.resolve() == skip  # --out is the input folder itself
+    names, subfolders = [], []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.startswith("."):
+                    continue
+                if _is_folder(entry):
+                    if recursive and not entry.is_symlink():
+                        subfolders.append(name)
+                elif Path(name).suffix.lower() in IMAGE_SUFFIXES and not (ours and OUTPUT_NAME.match(name)):
+                    names.append(name)
+    except OSError:  # an unreadable folder is skipped, as a listing by os.walk skips it
+        return
+    for name in sorted(names):
+        yield folder / name
+    del names
+    for name in sorted(subfolders):
+        if skip is None or (folder / name).resolve() != skip:
+            yield from _walk_images(folder / name, recursive, skip)
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def iter_inputs(inputs: list[str], recursive: bool = False, skip: Path | None = None,
+                problems: list[str] | None = None) -> Iterator[ImageJob]:
+    """Image files from files and folders, each with its relative path, as they are found.
+
+    One folder: paths are relative to it.  Several inputs: relative to their common parent,
+    so ``a/img.png`` and ``b/img.png`` stay apart (the parent comes from the inputs named,
+    so it is known before any folder is listed).  ``skip`` (the output folder) is never
+    searched.  A file found twice (named twice, or through a link) is taken once.  Folders
+    are listed lazily: besides the inputs named and the names of the folder being listed,
+    memory holds 8 to 32 bytes per file found (a set of path hashes,
+    :class:`~napari_attunet.key_table.KeyTable`).  Problems found are appended to ``problems``.
+    """
+    problems = [] if problems is None else problems
+    items = [Path(os.path.abspath(item)) for item in inputs]
+    problems.extend(f"{item}: no such file or folder" for item in items if not item.exists())
+    items = [item for item in items if item.exists()]
+    if not items:
+        return
+    folders = [item if item.is_dir() else item.parent for item in items]
+    base = folders[0] if len(items) == 1 else Path(os.path.commonpath(folders))
+    del folders
+    items.sort(key=lambda item: os.fsencode(os.path.relpath(item, base)))
+    skip = skip.resolve() if skip is not None else None
+    seen = KeyTable(values=False)
+    for item in items:
+        found = False
+        for path in _walk_images(item, recursive, skip) if item.is_dir() else [item]:
+            found = True
+            if seen.add(path_key(os.path.realpath(path))):
+                yield ImageJob(path, os.path.relpath(path, base))
+        if item.is_dir() and not found:
+            problems.append(f"{item}: no images in this folder" + ("" if recursive else " (--recursive searches "
+                                                                                        "its subfolders)"))
 
 
 def collect_inputs(inputs: list[str], recursive: bool = False, skip: Path | None = None
                    ) -> tuple[list[ImageJob], list[str]]:
-    """Image files from files and folders, each with its relative path, and the problems found.
-
-    One folder: paths are relative to it.  Several inputs: relative to their common parent,
-    so ``a/img.png`` and ``b/img.png`` stay apart.  ``skip`` (the output folder) is never searched.
-    """
-    items = [Path(os.path.abspath(item)) for item in inputs]
-    problems = [f"{item}: no such file or folder" for item in items if not item.exists()]
-    items = [item for item in items if item.exists()]
-    if not items:
-        return [], problems
-    folders = [item if item.is_dir() else item.parent for item in items]
-    base = folders[0] if len(items) == 1 else Path(os.path.commonpath(folders))
-    skip = skip.resolve() if skip is not None else None
-    jobs, seen = [], set()
-    for item in items:
-        found = list(_walk_images(item, recursive, skip)) if item.is_dir() else [item]
-        if item.is_dir() and not found:
-            problems.append(f"{item}: no images in this folder" + ("" if recursive else " (--recursive searches "
-                                                                                       "its subfolders)"))
-        for path in found:
-            identity = os.path.realpath(path)
-            if identity not in seen:
-                seen.add(identity)
-                jobs.append(ImageJob(path, os.path.relpath(path, base)))
-    jobs.sort(key=lambda job: os.fsencode(job.relative))
+    """:func:`iter_inputs` as a list sorted by relative path, and the problems found (for few inputs)."""
+    problems: list[str] = []
+    jobs = sorted(iter_inputs(inputs, recursive, skip, problems), key=lambda job: os.fsencode(job.relative))
     return jobs, problems
 
 
@@ -267,41 +306,68 @@ def segment_one(job: ImageJob, segmenter, options: BatchOptions, folder: OutputF
 
 @dataclass
 class Plan:
-    todo: list[ImageJob]
+    todo: JobSpool
     """To segment: new, unfinished, failed, or changed since their record."""
-    done: list[ImageJob]
+    done: int
+    """Inputs whose outputs and record are complete."""
     collisions: list[tuple[ImageJob, str]]
     """Inputs whose outputs would replace those of the image named (same name, other extension)."""
     refused: list[tuple[ImageJob, str]]
     """Inputs whose record in the folder belongs to another file; reported, not recorded."""
+    inputs: int = 0
 
 
-def plan_jobs(jobs: list[ImageJob], records: dict[str, dict], folder: OutputFolder, gates: int,
-              options: BatchOptions, digest: str) -> Plan:
-    """Split the inputs into finished ones, ones to segment, and ones that cannot be done here."""
-    plan = Plan([], [], [], [])
-    owners: dict[str, str] = {}  # output base -> relative path of the image whose results it holds
-    for record in records.values():
+def plan_jobs(jobs: Iterable[ImageJob], folder: OutputFolder, gates: int, options: BatchOptions,
+              digest: str) -> Plan:
+    """Split the inputs into finished ones, ones to segment, and ones that cannot be done here.
+
+    The inputs stream through: the ones to segment go to a list on disk, and memory holds
+    16 to 64 bytes per output name (which image owns it, as hashes), nothing else per input.
+    """
+    plan = Plan(JobSpool(), 0, [], [])
+    owners = KeyTable()  # output base -> relative path of the image whose results it holds (as keys)
+    for record in folder.iter_records():
         if not is_error(record):
-            owners.setdefault(ImageJob(Path(), record["relative"]).output_base(), record["relative"])
+            owners.setdefault(path_key(ImageJob(Path(), record["relative"]).output_base()),
+                              path_key(record["relative"]))
     for job in jobs:
-        record = records.get(job.relative)
+        plan.inputs += 1
+        record = folder.read_record(job.relative)
         if record is not None and record.get("source") != str(job.source) \
                 and record.get("source_size") != _size(job.source):
             reason = (f"{folder.root} holds the results of another {job.image} "
                       f"({display_name(record['source'])}); use another --out")
             plan.refused.append((job, reason))
             continue
-        owner = owners.setdefault(job.output_base(), job.relative)
-        if owner != job.relative:
-            plan.collisions.append((job, owner))
+        key = path_key(job.relative)
+        owner = owners.setdefault(path_key(job.output_base()), key)
+        if owner != key:
+            plan.collisions.append((job, _owner_name(job, owner, folder)))
         elif record is not None and record.get("settings") == digest and not is_error(record) \
                 and record.get("source_size") == _size(job.source) \
                 and folder.outputs_complete(record, job_paths(job, folder.root, gates, options)):
-            plan.done.append(job)
+            plan.done += 1
         else:
-            plan.todo.append(job)
+            plan.todo.append(job.source, job.relative)
     return plan
+
+
+def _owner_name(job: ImageJob, owner: int, folder: OutputFolder) -> str:
+    """The relative path whose key is ``owner``: an image beside ``job`` with the same name and another
+    extension, or one the folder has a record of (looked up only for a collision, which is rare)."""
+    parent = PurePath(job.relative).parent
+    stem = PurePath(job.relative).stem
+    try:
+        siblings = [entry.name for entry in os.scandir(job.source.parent) if Path(entry.name).stem == stem]
+    except OSError:
+        siblings = []
+    candidates = (str(parent / name) if str(parent) != "." else name for name in siblings)
+    recorded = (record["relative"] for record in folder.iter_records())
+    return next((name for name in itertools.chain(candidates, recorded) if path_key(name) == owner), "another image")
+
+
+def planned_jobs(spool: JobSpool) -> Iterator[ImageJob]:
+    return (ImageJob(source, relative) for source, relative, _ in spool)
 
 
 class _Terminated(KeyboardInterrupt):
@@ -331,23 +397,29 @@ def run_segment(args) -> int:
         from .dask_batch import check_spec
 
         check_spec(args.dask)
-    jobs, problems = collect_inputs(args.inputs, recursive=args.recursive, skip=out)
-    for problem in problems:
-        _print(problem)
-    if not jobs:
-        _print("error: nothing to segment")
-        return EXIT_STOPPED
-    folder = OutputFolder(out)
+    problems: list[str] = []
+    with JobSpool() as jobs:  # listed once, on disk: the client's memory does not grow with the inputs
+        for job in iter_inputs(args.inputs, recursive=args.recursive, skip=out, problems=problems):
+            jobs.append(job.source, job.relative)
+        for problem in problems:
+            _print(problem)
+        if not jobs.count:
+            _print("error: nothing to segment")
+            return EXIT_STOPPED
+        return _run_with_lock(args, options, jobs, len(problems), OutputFolder(out))
+
+
+def _run_with_lock(args, options: BatchOptions, jobs: JobSpool, problems: int, folder: OutputFolder) -> int:
     lock = RunLock(folder.lock_path)
     try:
         lock.acquire()
     except LockHeld as error:
-        _print(f"error: {out}: {error}")
+        _print(f"error: {folder.root}: {error}")
         return EXIT_STOPPED
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
-        return _run_locked(args, options, jobs, len(problems), folder, lock)
+        return _run_locked(args, options, jobs, problems, folder, lock)
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
@@ -374,7 +446,7 @@ def _start(args, options: BatchOptions, folder: OutputFolder, segmenter) -> str:
     return folder.write_settings(settings, about)
 
 
-def _run_locked(args, options: BatchOptions, jobs: list[ImageJob], problems: int, folder: OutputFolder,
+def _run_locked(args, options: BatchOptions, jobs: JobSpool, problems: int, folder: OutputFolder,
                 lock: RunLock) -> int:
     from tqdm import tqdm
 
@@ -385,31 +457,36 @@ def _run_locked(args, options: BatchOptions, jobs: list[ImageJob], problems: int
         _print(f"error: {error}")
         return EXIT_STOPPED
     folder.remove_temporaries()
-    records = {record["relative"]: record for record in folder.iter_records()}
-    gates = segmenter.model.num_gates
-    plan = plan_jobs(jobs, records, folder, gates, options, digest)
+    plan = plan_jobs(planned_jobs(jobs), folder, segmenter.model.num_gates, options, digest)
+    with plan.todo:
+        return _segment_planned(args, options, plan, problems, folder, lock, segmenter, digest, tqdm)
+
+
+def _segment_planned(args, options: BatchOptions, plan: Plan, problems: int, folder: OutputFolder, lock: RunLock,
+                     segmenter, digest: str, tqdm) -> int:
     run = f"{lock.info.host}:{lock.info.pid}:{lock.info.started:.3f}"
     for job, reason in plan.refused:
         _print(f"{job.source}: skipped: {reason}")
     for job, owner in plan.collisions:
-        records[job.relative] = error_record(job, f"its outputs would replace those of {display_name(owner)} "
-                                                  "(same name, other extension); rename one", digest, run)
-        folder.write_record(records[job.relative])
-        _print(f"{job.source}: skipped: {records[job.relative]['row']['status'][len(ERROR_PREFIX):]}")
+        record = error_record(job, f"its outputs would replace those of {display_name(owner)} "
+                                   "(same name, other extension); rename one", digest, run)
+        folder.write_record(record)
+        _print(f"{job.source}: skipped: {record['row']['status'][len(ERROR_PREFIX):]}")
     if plan.done:
-        _print(f"{len(plan.done)} of {len(jobs)} images already done in {folder.root}; {len(plan.todo)} to segment")
+        _print(f"{plan.done} of {plan.inputs} images already done in {folder.root}; {plan.todo.count} to segment")
     stopped, status = None, EXIT_DONE
     if getattr(args, "dask", None):
         from .dask_batch import segment_on_dask
 
-        finished_jobs = segment_on_dask(plan.todo, options, folder, digest, run, args.dask)
+        finished_jobs = segment_on_dask(planned_jobs(plan.todo), plan.todo.count, options, folder, digest, run,
+                                        args.dask)
     else:
-        finished_jobs = ((job, segment_one(job, segmenter, options, folder, digest, run)) for job in plan.todo)
-    bar = tqdm(total=len(plan.todo), desc="segment", unit="image", file=sys.stderr, dynamic_ncols=True)
+        finished_jobs = ((job, segment_one(job, segmenter, options, folder, digest, run))
+                         for job in planned_jobs(plan.todo))
+    bar = tqdm(total=plan.todo.count, desc="segment", unit="image", file=sys.stderr, dynamic_ncols=True)
     try:
         for job, record in finished_jobs:
             bar.update()
-            records[job.relative] = record
             if lock.lost:
                 stopped = f"another run took over {folder.root} (this one was judged stale)"
                 break
@@ -428,11 +505,13 @@ def _run_locked(args, options: BatchOptions, jobs: list[ImageJob], problems: int
     finally:
         bar.close()
         finished_jobs.close()  # a cluster's remaining tasks are cancelled
-    table_written = write_table(folder, records, getattr(args, "table", None))
-    failed = problems + len(plan.refused) + sum(is_error(records[job.relative]) for job in jobs
-                                                if job.relative in records)
-    finished = sum(job.relative in records and not is_error(records[job.relative]) for job in jobs)
-    summary = f"{finished} of {len(jobs)} images done" + (f", {failed} failed" if failed else "")
+    table_written = write_table(folder, getattr(args, "table", None))
+    # Images segmented now, or not reached, count as their record says (read back: nothing kept in memory)
+    outcomes = [is_error(record) for job in planned_jobs(plan.todo)
+                if (record := folder.read_record(job.relative)) is not None]
+    failed = problems + len(plan.refused) + len(plan.collisions) + sum(outcomes)
+    finished = plan.done + len(outcomes) - sum(outcomes)
+    summary = f"{finished} of {plan.inputs} images done" + (f", {failed} failed" if failed else "")
     if stopped is not None:
         _print(f"{'error: ' if status != EXIT_INTERRUPTED else ''}{stopped}; {summary}"
                f"{'; results in ' + str(folder.table_path) if table_written else ''}. "
@@ -444,21 +523,15 @@ def _run_locked(args, options: BatchOptions, jobs: list[ImageJob], problems: int
     return EXIT_SOME_FAILED if failed else EXIT_DONE
 
 
-def write_table(folder: OutputFolder, records: dict[str, dict], parquet: str | None = None) -> bool:
-    """Write ``results.csv`` (and the Parquet table ``parquet``, a name inside the folder) from ``records``
-    (relative path -> record), sorted by path; False if it failed."""
-    rows = [records[key]["row"] for key in sorted(records, key=os.fsencode)]
-    path = folder.table_path
-    try:
-        folder.write_table(csv_bytes(rows))
-        if parquet:
-            from .tables import parquet_bytes
+def write_table(folder: OutputFolder, parquet: str | None = None) -> bool:
+    """Write ``results.csv`` (and the Parquet table ``parquet``, a name inside the folder) from the folder's
+    records, sorted by path; False if it failed."""
+    from .tables import TableWriteError, write_tables
 
-            path = folder.root / parquet
-            atomic_write_bytes(path, parquet_bytes(rows, CSV_COLUMNS))
-    except OSError as error:
-        _print(f"error: cannot write {path}: {error} (the per-image records are kept; the next "
+    try:
+        write_tables(folder.iter_records(), CSV_COLUMNS, folder.table_path, folder.root / parquet if parquet else None)
+    except TableWriteError as error:
+        _print(f"error: cannot write {error.path}: {error} (the per-image records are kept; the next "
                "run writes the table)")
         return False
     return True
-

@@ -381,3 +381,67 @@ def test_max_pixels_is_a_setting_and_a_refused_photo_is_its_row(tmp_path, tiny_w
     rows = {r["image"]: r for r in csv.DictReader(open(out / "results.csv"))}
     assert rows["large.png"]["status"].startswith("error") and "pixels" in rows["large.png"]["status"]
     assert not rows["small.png"]["status"].startswith("error")
+
+
+def test_folders_are_listed_lazily_and_each_file_is_taken_once(tmp_path, monkeypatch):
+    for name in ("b.png", "a.png", "sub/c.png", "sub/.hidden.png", "notes.txt"):
+        photo(tmp_path / "study" / name) if name.endswith(".png") else (tmp_path / "study" / name).touch()
+    (tmp_path / "study" / "z_link.png").symlink_to(tmp_path / "study" / "a.png")  # a second name of a.png
+    scanned = []
+    scandir = os.scandir
+    monkeypatch.setattr(segment_command.os, "scandir", lambda path: scanned.append(Path(path)) or scandir(path))
+    problems = []
+    jobs = segment_command.iter_inputs([str(tmp_path / "study"), str(tmp_path / "study" / "b.png")],
+                                       recursive=True, problems=problems)
+    first = next(jobs)
+    # the first image comes before the subfolder is listed: the inputs are never all in memory at once
+    assert first.relative == "a.png" and scanned == [tmp_path / "study"]
+    assert [first.relative] + [job.relative for job in jobs] == ["a.png", "b.png", "sub/c.png"]
+    assert scanned == [tmp_path / "study", tmp_path / "study" / "sub"] and not problems
+
+
+def test_key_table_keeps_every_key_as_it_grows():
+    from napari_attunet.key_table import KeyTable, path_key
+
+    table, keys = KeyTable(capacity=4), [path_key(f"photo{i}.png") for i in range(5000)]
+    assert len(set(keys)) == 5000
+    assert all(table.setdefault(key, i) == i for i, key in enumerate(keys))
+    assert [table.get(key) for key in keys] == list(range(5000)) and len(table) == 5000
+    assert not table.add(keys[17]) and table.get(path_key("another.png")) is None
+    found = KeyTable(capacity=4, values=False)
+    assert all(found.add(key) for key in keys) and not any(found.add(key) for key in keys)
+    assert all(key in found for key in keys) and path_key("another.png") not in found and len(found) == 5000
+
+
+def test_a_table_of_many_sorting_chunks_is_sorted_by_path_in_csv_and_parquet(tmp_path, monkeypatch):
+    from napari_attunet import tables
+    from napari_attunet.image_files import rows_to_csv
+
+    monkeypatch.setattr(tables, "CHUNK_ROWS", 3)  # 20 rows: 7 chunks sorted on disk, then merged
+    names = [f"{folder}/photo{i:02d}.png" for i, folder in zip(range(20), ["b", "a", "a\u00e9", "A"] * 5)]
+    rng = np.random.default_rng(0)
+    shuffled = [names[i] for i in rng.permutation(len(names))]
+    records = [{"relative": name, "row": {"image": name, "status": "ok", "vcdr": i / 20}}
+               for i, name in enumerate(shuffled)]
+    columns = segment_command.CSV_COLUMNS
+    tables.write_tables(iter(records), columns, tmp_path / "results.csv", tmp_path / "results.parquet")
+    expected = sorted((record["row"] for record in records), key=lambda row: os.fsencode(row["image"]))
+    assert (tmp_path / "results.csv").read_text(encoding="utf-8") == rows_to_csv(expected, columns)
+    pq = pytest.importorskip("pyarrow.parquet")
+    parquet = pq.read_table(tmp_path / "results.parquet").to_pylist()
+    assert [row["image"] for row in parquet] == [row["image"] for row in expected]
+    assert [row["vcdr"] for row in parquet] == [row["vcdr"] for row in expected]
+    tables.write_tables(iter([]), columns, tmp_path / "empty.csv", tmp_path / "empty.parquet")
+    assert (tmp_path / "empty.csv").read_text() == rows_to_csv([], columns)
+    assert pq.read_table(tmp_path / "empty.parquet").column_names == columns
+
+
+def test_segment_without_dask_imports_neither_dask_nor_pyarrow(tmp_path, tiny_weights):
+    photo(tmp_path / "in" / "a.png")
+    script = ("import sys; from napari_attunet.cli import main; "
+              f"code = main(['segment', {str(tmp_path / 'in')!r}, '--out', {str(tmp_path / 'out')!r}, "
+              f"'--weights', {str(tiny_weights)!r}, '--device', 'cpu']); "
+              "print(code, sorted(m for m in ('dask', 'distributed', 'pyarrow') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-2:] == ["0", "[]"], done.stdout + done.stderr

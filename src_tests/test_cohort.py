@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -83,6 +84,24 @@ def test_bad_cluster_and_table_names_are_refused_before_the_run(tmp_path, tiny_w
                                       *extra), check=False, env=ENV, capture_output=True, text=True)
         assert done.returncode == 2 and "error:" in done.stderr and "Traceback" not in done.stderr, extra
     assert not (tmp_path / "o" / "results.csv").exists()
+
+
+def test_a_local_cluster_gives_its_workers_the_cores_and_a_fast_malloc(monkeypatch):
+    from napari_attunet.dask_batch import available_cores, close, connect, torch_threads
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # a cluster started in this process set it
+    for setting, expected in ((None, available_cores()), ("3", 3)):
+        if setting is None:  # Dask alone would give the worker OMP_NUM_THREADS=1: one core of all
+            monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        else:  # the user's setting is kept
+            monkeypatch.setenv("OMP_NUM_THREADS", setting)
+        client = connect("local:1")
+        try:  # the torch threads of the worker's only Dask thread
+            assert list(client.run(torch_threads, 1).values()) == [expected]
+            # without Dask's malloc setting, which doubles the time per image
+            assert list(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == [None]
+        finally:
+            close(client)
 
 
 def wait_for_records(out: Path, count: int, process: subprocess.Popen, limit: float = 600) -> int:
@@ -170,4 +189,86 @@ def test_two_process_torchrun_takes_the_single_process_steps(tmp_path):
 
     load_model(two, device="cpu")
     assert read_metadata(two)["training"]["processes"] == 2
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def resume_state(out: Path) -> dict:
+    from napari_attunet.training import _read_resume_state, resume_path
+
+    return _read_resume_state(resume_path(out))
+
+
+def read_steps_from_pipe(pipe: Path, count: int, into: list) -> threading.Thread:
+    """Read ``count`` step-log lines from the named pipe ``pipe``, then stop reading.
+
+    The trainer opens its step log for each step, so once nobody reads, it waits at the next
+    step's line: the run is held at a known point (the checkpoint of the epoch before is
+    written) until it is killed.
+    """
+    def read() -> None:
+        while len(into) < count:
+            with open(pipe) as file:
+                into.extend(json.loads(line) for line in file.read().splitlines())
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.slow  # three training runs, two of them under torchrun (about a minute on 2 cores)
+def test_torchrun_run_killed_after_a_checkpoint_resumes_with_the_uninterrupted_losses(tmp_path):
+    data = training_data(tmp_path / "data")
+    epochs, steps_per_epoch = 4, 2  # 4 images in global batches of 2
+    train = ["-m", "napari_attunet", "train", "--data", str(data), "--epochs", str(epochs), "--batch-size", "2",
+             "--input-size", "64", "--base-channels", "4", "--depth", "3", "--val-fraction", "0", "--device", "cpu",
+             "--threads", "1"]
+    one = tmp_path / "one.safetensors"
+    subprocess.run([sys.executable, *train, "--out", str(one), "--step-log", str(tmp_path / "one.jsonl")],
+                   env=ENV, check=True, capture_output=True)
+    uninterrupted = step_losses(tmp_path / "one.jsonl")
+    assert len(uninterrupted) == epochs * steps_per_epoch
+
+    two, pipe = tmp_path / "two.safetensors", tmp_path / "steps.pipe"
+    os.mkfifo(pipe)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *train,
+                "--out", str(two)]
+    with open(tmp_path / "first.err", "w") as errors:
+        run = subprocess.Popen([*torchrun, "--step-log", str(pipe)], env=ENV, stdout=subprocess.DEVNULL,
+                               stderr=errors, start_new_session=True)
+    before_kill: list[dict] = []
+    reader = read_steps_from_pipe(pipe, steps_per_epoch + 1, before_kill)  # into the second epoch
+    reader.join(timeout=600)
+    import psutil  # a dependency of distributed
+
+    # torchrun and both training processes (each in a session of its own), held in the second epoch
+    trainers = psutil.Process(run.pid).children(recursive=True)
+    os.killpg(run.pid, signal.SIGKILL)
+    for trainer in trainers:
+        trainer.kill()
+    run.wait()
+    psutil.wait_procs(trainers, timeout=60)
+    if reader.is_alive():  # the run died early: let the reader go
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+    assert len(before_kill) > steps_per_epoch, (tmp_path / "first.err").read_text()[-3000:]
+    assert [entry["loss"] for entry in before_kill] == pytest.approx(uninterrupted[:len(before_kill)], rel=1e-5)
+    checkpoint = resume_state(two)["epoch"]
+    assert 1 <= checkpoint < epochs
+
+    log = tmp_path / "resumed.jsonl"
+    done = subprocess.run([*torchrun, "--step-log", str(log), "--resume"], check=False, env=ENV,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    resumed = [json.loads(line) for line in log.read_text().splitlines()]
+    # the resumed run takes every step after the checkpoint, each with the uninterrupted run's loss
+    assert [entry["step"] for entry in resumed] == list(range(checkpoint * steps_per_epoch + 1,
+                                                              epochs * steps_per_epoch + 1))
+    assert [entry["loss"] for entry in resumed] == pytest.approx(uninterrupted[checkpoint * steps_per_epoch:],
+                                                                 rel=1e-5)
+    from napari_attunet import load_model
+    from napari_attunet.weights import read_metadata
+
+    load_model(two, device="cpu")
+    training = read_metadata(two)["training"]
+    assert training["processes"] == 2 and training["epochs_trained"] == epochs
+    assert resume_state(two)["epoch"] == epochs
     assert not list(tmp_path.glob(".*.tmp"))
