@@ -405,12 +405,11 @@ class SegmentWidget(JobWidget):
         maps = [layer for layer in layers if _role_key(layer.metadata)[0] not in LABEL_ROLES]
         metadata = labels[-1].metadata
         # What the person looks for first (disc, cup, the view on them) comes first; the maps follow,
-        # hidden, below the labels, without taking the selection (which would switch the layer controls).
+        # hidden, below the labels.
         self.in_turns([lambda: self._remove_outdated(photo, wanted),
                        *[lambda layer=layer: self._put_layer(photo, layer) for layer in labels],
                        lambda: self._show_measurements(photo, metadata, stack_shape, pending=bool(maps)),
-                       *[lambda layer=layer: self._put_layer(photo, layer, below="disc", select=False)
-                         for layer in maps],
+                       *[lambda layer=layer: self._put_layer(photo, layer, below="disc") for layer in maps],
                        lambda: self._report(photo, results, metadata)])
 
     def _remove_outdated(self, photo, wanted: set) -> None:
@@ -422,11 +421,10 @@ class SegmentWidget(JobWidget):
             if key[0] not in LABEL_ROLES and key not in wanted:
                 self.viewer.layers.remove(layer)
 
-    def _put_layer(self, photo, new, below: str | None = None, select: bool = True) -> Any:
+    def _put_layer(self, photo, new, below: str | None = None) -> Any:
         """Add the result layer ``new``, or move its data into the photo's layer of that role (keeping its name).
 
         ``below``: a new layer goes right below the photo's layer of this role (when there is one).
-        ``select``: a new layer becomes the active one (napari's default).
         """
         if photo not in self.viewer.layers:
             raise RuntimeError(f"the image '{photo.name}' was removed from the viewer")
@@ -445,7 +443,7 @@ class SegmentWidget(JobWidget):
             self.viewer.layers.remove(existing)
         anchor = next((other for other in linked if _role_key(other.metadata)[0] == below), None)
         index = self.viewer.layers.index(anchor) if anchor in self.viewer.layers else len(self.viewer.layers)
-        _insert(self.viewer.layers, index, new, select)
+        self.viewer.layers.insert(index, new)
         return new
 
     def _show_measurements(self, photo, metadata: dict, stack_shape: tuple, pending: bool) -> None:
@@ -574,19 +572,6 @@ def _role_key(metadata) -> tuple:
     """What a result layer is, whatever its name: ``(role, gate)``."""
     entry = plugin_entry(metadata)
     return entry.get("role"), entry.get("gate")
-
-
-def _insert(layer_list, index: int, layer, select: bool) -> None:
-    """Insert ``layer``; unless ``select``, the selection and the layer controls shown stay as they are."""
-    activate = getattr(layer_list, "_activate_on_insert", None)  # napari's switch; absent: napari selects
-    if select or activate is None:
-        layer_list.insert(index, layer)
-        return
-    layer_list._activate_on_insert = False
-    try:
-        layer_list.insert(index, layer)
-    finally:
-        layer_list._activate_on_insert = activate
 
 
 def _segment_job(request: dict):
