@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -146,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     finetune.batch_size.value = 2
     finetune.val_fraction.value = 0.5
     finetune.input_size.value = 128
-    finetune.output.value = Path("/tmp/napari-attunet-screenshot/fine-tuned.safetensors")
+    # a fresh folder: an existing file would stop the run at the widget's "replace it?" question
+    finetune.output.value = Path(tempfile.mkdtemp(prefix="napari-attunet-screenshot-")) / "fine-tuned.safetensors"
     viewer.window.resize(1600, 1000)
     job = finetune.train()
     if job is None:

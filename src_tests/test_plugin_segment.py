@@ -475,3 +475,59 @@ def test_result_layers_lie_on_their_photo_pixel_for_pixel(viewer, qtbot, transfo
             local = layer.world_to_data(world)
             np.testing.assert_allclose(local, (y - CROP[0], x - CROP[1]), atol=1e-6)
             assert layer.data[int(round(local[0])), int(round(local[1]))] == result.attention[k][y, x]
+
+
+def assert_texts_fit(*areas):
+    """Each status or result text is shown whole in its widget: wrapped within its width, not cut at the bottom."""
+    from qtpy.QtCore import QRect, Qt
+    from qtpy.QtWidgets import QApplication
+
+    QApplication.processEvents()
+    for area in areas:
+        native = area.native
+        assert native.isVisible() and native.wordWrap()
+        room = native.contentsRect()
+        shown = native.fontMetrics().boundingRect(QRect(0, 0, room.width(), 1 << 20), Qt.TextFlag.TextWordWrap,
+                                                  native.text())
+        assert shown.width() <= room.width(), f"{area.label} is wider than its widget: {area.value!r}"
+        assert shown.height() <= room.height(), (f"{area.label} is cut off ({room.height()} of {shown.height()} px "
+                                                 f"shown): {area.value!r}")
+
+
+def test_status_and_result_lines_are_never_cut_off(make_napari_viewer, qtbot, tmp_path):
+    """In a docked, shown window: the low-confidence advice, a stack's result, long paths and names fit."""
+    from skimage import data, transform
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1600, 1000)
+    open_sample(viewer)
+    widget = dock_segment(viewer)
+    assert run(qtbot, widget).outcome == "done", widget.last_message
+    assert len(widget.status.value) > 60  # a sentence: segmented in ..., or the low-confidence advice
+    assert_texts_fit(widget.status, widget.results)
+
+    long_name = "patient_000123_right_eye_2026-11-30_fundus_camera_export_final"
+    green = transform.resize(data.retina()[..., 1], (256, 256), preserve_range=True).astype(np.uint8)
+    stack = viewer.add_image(np.stack([green, np.ascontiguousarray(green[:, ::-1])]), name=long_name)
+    widget.show_attention.value = False
+    assert run(qtbot, widget, stack).outcome == "done", widget.last_message
+    assert long_name in widget.status.value and "slices" in widget.results.value
+    assert_texts_fit(widget.status, widget.results)
+
+    deep = tmp_path / "a_folder_with_a_rather_long_name" / "and-another-one-below-it"
+    deep.mkdir(parents=True)
+    assert widget.export_csv(deep / "measurements_of_the_whole_cohort.csv") is not None, widget.last_message
+    assert str(deep) in widget.status.value
+    assert_texts_fit(widget.status, widget.results)
+
+    from qtpy.QtWidgets import QDockWidget
+
+    _, finetune = viewer.window.add_plugin_dock_widget(PLUGIN, FINETUNE, tabify=True)
+    dock = finetune.native
+    while not isinstance(dock, QDockWidget):
+        dock = dock.parentWidget()
+    dock.raise_()  # its tab in front
+    finetune.images.value = []
+    assert finetune.train() is None
+    assert finetune.status.value
+    assert_texts_fit(finetune.status)

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Generator
 
-from magicgui.widgets import Container, Label, ProgressBar, PushButton
+from magicgui.widgets import Container, ProgressBar, PushButton
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..progress import Progress
-from ._worker import PROGRESS_STEPS, Job, failure_text, fixed_text_area, progress_value
+from ._text import TextArea
+from ._worker import PROGRESS_STEPS, Job, failure_text, progress_value
 
 
 class JobWidget(Container):
@@ -41,7 +42,7 @@ class JobWidget(Container):
         self.run_button = PushButton(text=run_text)
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=PROGRESS_STEPS, value=0)
-        self.status = Label(label="status", value="")
+        self.status = TextArea(label="status", value="", lines=self.status_lines)
         self.cancel_button.changed.connect(self.cancel)
 
     def buttons(self) -> Container:
@@ -50,8 +51,7 @@ class JobWidget(Container):
                          label=" ")
 
     def finish_form(self) -> None:
-        """Call once the form is built: fixes the status area, follows the layer list."""
-        fixed_text_area(self.status, lines=self.status_lines, wrap=True)
+        """Call once the form is built: follows the layer list."""
         layers = self.viewer.layers
         for event in (layers.events.inserted, layers.events.removed, layers.events.moved):
             event.connect(self._on_layer_list)

@@ -130,17 +130,3 @@ class Job:
         finally:
             release_accelerator_memory()
             self._on_finished()
-
-
-def fixed_text_area(label, lines: int, wrap: bool = False) -> None:
-    """Give a magicgui Label a fixed size, so that new text never re-lays out the window.
-
-    A label that grows or shrinks with its text makes Qt lay out the dock again, which
-    can resize (and redraw) napari's canvas on every progress message.
-    """
-    from qtpy.QtWidgets import QSizePolicy
-
-    native = label.native
-    native.setWordWrap(wrap)
-    native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-    native.setFixedHeight(lines * native.fontMetrics().lineSpacing() + 6)

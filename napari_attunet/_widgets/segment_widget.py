@@ -1,9 +1,10 @@
 """The "Segment optic disc & cup" dock widget: a thin GUI over ``iter_segment``.
 
 The network runs in a napari ``thread_worker`` (progress bar, Cancel button, the
-event loop keeps running); the result arrives as ready-made layer data (built in the
-worker by :func:`napari_attunet.result_layer_data`) and is put into the viewer
-one layer per turn of the event loop, so that napari can draw in between.  Then the
+event loop keeps running); the result arrives as ready-made napari layers (built and
+placed on the photo in the worker, from :func:`napari_attunet.result_layer_data`) and
+is put into the viewer one layer per turn of the event loop, so that napari can draw in
+between.  Then the
 camera centres on the optic disc.  Result layers are linked to their photo by an
 identifier in their metadata (:mod:`._choices`), so renaming any of them changes
 nothing.  Bad input never raises into napari: the message appears in the widget and as
@@ -22,7 +23,6 @@ from magicgui.widgets import (
     Container,
     FileEdit,
     FloatSpinBox,
-    Label,
     PushButton,
 )
 
@@ -54,7 +54,8 @@ from ._choices import (
     photograph_choices,
 )
 from ._session import DEFAULT_WEIGHTS, FROM_FILE, chosen_weights, get_model, session
-from ._worker import PROGRESS_STEPS, fixed_text_area, forward
+from ._text import TextArea
+from ._worker import PROGRESS_STEPS, forward
 
 if TYPE_CHECKING:
     import napari
@@ -63,8 +64,8 @@ DISC_SHARE_OF_VIEW = 1 / 3
 """After segmenting, the camera zooms so that the disc spans this share of the canvas's shorter side."""
 
 
-def _transform_kwargs(layer, ndim: int) -> dict:
-    """Scale, translate, rotation, shear, affine and units of ``layer``'s last ``ndim`` axes."""
+def photo_transform(layer, ndim: int) -> dict:
+    """Scale, translate, rotation, shear, affine and units of ``layer``'s last ``ndim`` axes (layer kwargs)."""
     out: dict[str, Any] = {
         "scale": tuple(float(s) for s in layer.scale[-ndim:]),
         "translate": tuple(float(t) for t in layer.translate[-ndim:]),
@@ -79,21 +80,53 @@ def _transform_kwargs(layer, ndim: int) -> dict:
     return out
 
 
-def placement(photo, ndim: int, offset=None) -> dict:
-    """Transform kwargs that put a layer on ``photo``; its data start ``offset`` photo pixels in.
+def same_transform(first: dict, second: dict) -> bool:
+    """Whether two :func:`photo_transform` results place layers alike."""
+    if first.keys() != second.keys():
+        return False
+    return all(first[key] == second[key] if key == "units" else
+               np.shape(first[key]) == np.shape(second[key]) and np.allclose(first[key], second[key])
+               for key in first)
+
+
+def placement(photo_place: dict, offset=None) -> dict:
+    """Transform kwargs that put a layer on a photo (its :func:`photo_transform`); its data start ``offset`` pixels in.
 
     The offset goes through the photo's scale, rotation and shear into ``translate``;
     the photo's affine applies after, as to the photo itself.
     """
     from napari.utils.transforms import CompositeAffine
 
-    out = _transform_kwargs(photo, ndim)
+    out = dict(photo_place)
     if offset is not None and any(offset):
+        ndim = len(out["scale"])
         linear = CompositeAffine(scale=out["scale"], translate=np.zeros(ndim), rotate=out.get("rotate"),
                                  shear=out.get("shear"), ndim=ndim)
         shift = linear(np.asarray(offset, float)) - linear(np.zeros(ndim))
         out["translate"] = tuple(float(t) for t in np.asarray(out["translate"]) + shift)
     return out
+
+
+def build_result_layers(layer_data: list[tuple], photo_place: dict) -> list:
+    """napari layers made from LayerDataTuples and placed on their photo.
+
+    Safe in a worker thread: a layer touches no Qt object until it is added to a viewer,
+    so the GUI thread is left with adding them.
+    """
+    from napari.layers import Layer
+
+    layers = []
+    for data, kwargs, layer_type in layer_data:
+        offset = plugin_entry(kwargs["metadata"]).get("offset")
+        layers.append(Layer.create(data, {**kwargs, **placement(photo_place, offset)}, layer_type))
+    return layers
+
+
+def _move_to(layer, photo_place: dict) -> None:
+    """Place a result layer on its photo again (the photo moved while its segmentation ran)."""
+    for name, value in placement(photo_place, plugin_entry(layer.metadata).get("offset")).items():
+        if name != "units":
+            setattr(layer, name, value)
 
 
 def _camera(viewer):
@@ -153,7 +186,7 @@ class SegmentWidget(JobWidget):
         self.show_probabilities = CheckBox(text="probability maps", value=False)
         self.tta = CheckBox(text="average with the mirrored image (slower)", value=False)
         self.zoom_to_disc = CheckBox(text="zoom to the disc afterwards (Home shows all)", value=True)
-        self.results = Label(label="result", value="")
+        self.results = TextArea(label="result", value="", lines=RESULT_TEXT_LINES)
         self.disc_labels = ComboBox(label="disc labels", choices=self._label_choices, nullable=True,
                                     tooltip="the image's disc labels: its segmentation, or masks you opened or painted")
         self.cup_labels = ComboBox(label="cup labels", choices=self._label_choices, nullable=True,
@@ -170,7 +203,6 @@ class SegmentWidget(JobWidget):
                       label=" "),
         ])
         self.finish_form()
-        fixed_text_area(self.results, lines=RESULT_TEXT_LINES + 1, wrap=True)  # a line to spare
 
         self.weights.changed.connect(self._on_weights_choice)
         self.weights_file.changed.connect(self._follow_weights_thresholds)
@@ -332,6 +364,7 @@ class SegmentWidget(JobWidget):
             "device": self.device.value, "thresholds": thresholds, "attention": bool(self.show_attention.value),
             "probabilities": bool(self.show_probabilities.value), "tta": bool(self.tta.value),
             "photo_id": ensure_photo_id(self.viewer, layer),
+            "place": photo_transform(layer, len(stack_shape) + 2),
         }
         if stack_shape:
             self._message(f"'{layer.name}' is a stack of {len(planes)} images: segmenting each slice")
@@ -347,33 +380,36 @@ class SegmentWidget(JobWidget):
         self.progress.value = 0
         self._message("segmentation cancelled; no layers were changed")
 
-    def show_result(self, photo, result, layer_data: list[tuple] | None = None) -> None:
+    def show_result(self, photo, result, layers: list | None = None, placed_as: dict | None = None) -> None:
         """Put a segmentation of ``photo`` into the viewer (a layer per turn of the event loop) and report it.
 
-        ``layer_data``: :func:`napari_attunet.result_layer_data` of ``result`` (made
-        here when not given, with attention maps when ``result`` has them).
+        ``layers``: the result layers, made by :func:`build_result_layers` (in the worker)
+        as ``photo`` was placed then (``placed_as``); made here when not given, with
+        attention maps when ``result`` has them.
         """
         results = result if isinstance(result, list) else [result]
         stack_ndim = photo.ndim - 2
         stack_shape = tuple(photo.data.shape[:stack_ndim]) if not photo.multiscale else \
             tuple(photo.data[0].shape[:stack_ndim])
-        if layer_data is None:
+        place = photo_transform(photo, stack_ndim + 2)
+        if layers is None:
             layer_data = result_layer_data(result, photo.name, photo_id=ensure_photo_id(self.viewer, photo),
-                                                   show_probabilities=bool(self.show_probabilities.value),
-                                                   stack_shape=stack_shape)
-        for _, kwargs, _ in layer_data:
-            offset = plugin_entry(kwargs["metadata"]).get("offset")
-            kwargs.update(placement(photo, stack_ndim + 2, offset))
-        wanted = {_role_key(kwargs["metadata"]) for _, kwargs, _ in layer_data}
-        labels = [item for item in layer_data if item[2] == "labels"]
-        maps = [item for item in layer_data if item[2] != "labels"]
-        metadata = labels[-1][1]["metadata"]
+                                           show_probabilities=bool(self.show_probabilities.value),
+                                           stack_shape=stack_shape)
+            layers = build_result_layers(layer_data, place)
+        elif placed_as is not None and not same_transform(place, placed_as):
+            for layer in layers:
+                _move_to(layer, place)
+        wanted = {_role_key(layer.metadata) for layer in layers}
+        labels = [layer for layer in layers if _role_key(layer.metadata)[0] in LABEL_ROLES]
+        maps = [layer for layer in layers if _role_key(layer.metadata)[0] not in LABEL_ROLES]
+        metadata = labels[-1].metadata
         # What the person looks for first (disc, cup, the view on them) comes first; the maps follow,
         # hidden, below the labels.
         self.in_turns([lambda: self._remove_outdated(photo, wanted),
-                       *[lambda item=item: self._put_layer(photo, item) for item in labels],
+                       *[lambda layer=layer: self._put_layer(photo, layer) for layer in labels],
                        lambda: self._show_measurements(photo, metadata, stack_shape, pending=bool(maps)),
-                       *[lambda item=item: self._put_layer(photo, item, below="disc") for item in maps],
+                       *[lambda layer=layer: self._put_layer(photo, layer, below="disc") for layer in maps],
                        lambda: self._report(photo, results, metadata)])
 
     def _remove_outdated(self, photo, wanted: set) -> None:
@@ -385,36 +421,30 @@ class SegmentWidget(JobWidget):
             if key[0] not in LABEL_ROLES and key not in wanted:
                 self.viewer.layers.remove(layer)
 
-    def _put_layer(self, photo, item: tuple, below: str | None = None) -> Any:
-        """Add one result layer, or replace the data of the photo's layer of that role (keeping its name).
+    def _put_layer(self, photo, new, below: str | None = None) -> Any:
+        """Add the result layer ``new``, or move its data into the photo's layer of that role (keeping its name).
 
         ``below``: a new layer goes right below the photo's layer of this role (when there is one).
         """
-        from napari.layers import Image, Labels, Layer
-
         if photo not in self.viewer.layers:
             raise RuntimeError(f"the image '{photo.name}' was removed from the viewer")
-        data, kwargs, layer_type = item
-        kind = {"image": Image, "labels": Labels}[layer_type]
-        key = _role_key(kwargs["metadata"])
+        key = _role_key(new.metadata)
         linked = linked_layers(self.viewer, photo)
         existing = next((layer for layer in linked if _role_key(layer.metadata) == key), None)
         if key[0] in LABEL_ROLES and existing is None:  # masks the person paired by name or in the menu
             existing = label_layers(self.viewer, photo)[LABEL_ROLES.index(key[0])]
-        if existing is not None and isinstance(existing, kind) and existing.ndim == data.ndim:
-            existing.data = data
-            existing.metadata = kwargs["metadata"]
+        if existing is not None and type(existing) is type(new) and existing.ndim == new.ndim:
+            existing.data = new.data
+            existing.metadata = new.metadata
             for name in ("scale", "translate", "rotate", "shear", "affine"):
-                if name in kwargs:
-                    setattr(existing, name, kwargs[name])
+                setattr(existing, name, getattr(new, name))
             return existing
         if existing is not None:
             self.viewer.layers.remove(existing)
-        layer = Layer.create(data, kwargs, layer_type)
         anchor = next((other for other in linked if _role_key(other.metadata)[0] == below), None)
         index = self.viewer.layers.index(anchor) if anchor in self.viewer.layers else len(self.viewer.layers)
-        self.viewer.layers.insert(index, layer)
-        return layer
+        self.viewer.layers.insert(index, new)
+        return new
 
     def _show_measurements(self, photo, metadata: dict, stack_shape: tuple, pending: bool) -> None:
         """The camera on the disc, the measurements, the disc labels selected for the brush."""
@@ -557,17 +587,18 @@ def _segment_job(request: dict):
                                              request["device"], disc_threshold=disc_t, cup_threshold=cup_t,
                                              attention=request["attention"], tta=request["tta"]))
     layer_data = result_layer_data(result, request["name"], photo_id=request["photo_id"],
-                                           show_probabilities=request["probabilities"],
-                                           stack_shape=request["stack_shape"])
-    _preload_label_layer_modules()
-    return result, layer_data
+                                   show_probabilities=request["probabilities"],
+                                   stack_shape=request["stack_shape"])
+    _prepare_napari()
+    return result, build_result_layers(layer_data, request["place"]), request["place"]
 
 
-def _preload_label_layer_modules() -> None:
-    """Import here, off the GUI thread, what napari's first Labels layer would import there.
+def _prepare_napari() -> None:
+    """Do here, off the GUI thread, the first-time work napari would do there when adding the result layers.
 
-    napari builds a Labels layer's feature table with pandas (about 0.3 s to import) and
-    imports the Labels layer's controls and canvas overlays the first time one is added.
+    napari builds a Labels layer's feature table with pandas (about 0.3 s to import), imports
+    the Labels layer's controls and canvas overlays the first time one is added, and the
+    overlay's outline (a vispy line) computes vispy's dash patterns (about 0.15 s; cached).
     """
     import importlib
 
@@ -577,6 +608,12 @@ def _preload_label_layer_modules() -> None:
             importlib.import_module(module)
         except ImportError:  # pragma: no cover - another napari version: the GUI thread imports what it needs
             pass
+    try:
+        from vispy.visuals.line.dash_atlas import DashAtlas
+
+        DashAtlas()  # plain numpy; fills the module's pattern cache that every line visual reads
+    except ImportError:  # pragma: no cover - another vispy version
+        pass
 
 
 def segment_widget(napari_viewer: napari.viewer.Viewer) -> SegmentWidget:
