@@ -17,7 +17,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..progress import Progress
 from ._text import TextArea
-from ._worker import PROGRESS_STEPS, Job, failure_text, progress_value
+from ._worker import PROGRESS_STEPS, Job, failure_text, progress_value, settle_garbage_collector
 
 
 class JobWidget(Container):
@@ -34,6 +34,7 @@ class JobWidget(Container):
 
     def __init__(self, napari_viewer, run_text: str):
         super().__init__(labels=True)
+        settle_garbage_collector()
         self.viewer = napari_viewer
         self.job: Job | None = None
         self.last_message = ""

@@ -51,6 +51,26 @@ def forward(events: Iterator[Progress]):
     return result
 
 
+_COLLECTOR_SETTLED = False
+
+
+def settle_garbage_collector() -> None:
+    """Exempt the objects of an open napari (its modules, Qt widgets, layers) from later full collections.
+
+    A full garbage collection scans every tracked object; with napari, Qt and torch loaded it
+    takes 0.2 to 0.3 s on a 2-core machine, and the many objects a first segmentation creates
+    set one off while the result layers are added: a frozen window.  After one collection,
+    :func:`gc.freeze` moves the survivors to a permanent generation that later collections
+    skip (the collector itself is left on).  Once per process; cycles among those objects that
+    become garbage later are not collected (they are the viewer's long-lived objects).
+    """
+    global _COLLECTOR_SETTLED
+    if not _COLLECTOR_SETTLED:
+        _COLLECTOR_SETTLED = True
+        gc.collect()
+        gc.freeze()
+
+
 def release_accelerator_memory() -> None:
     """Give cached CUDA memory back to the driver (no-op on CPU-only machines).
 
