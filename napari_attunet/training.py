@@ -160,7 +160,8 @@ class _Views:
     """
 
     def __init__(self, samples: Sequence[Sample], device: torch.device | str = "cpu"):
-        self.images = [torch.from_numpy(s.image).permute(2, 0, 1).contiguous().to(device) for s in samples]
+        # torch.tensor copies: sample images may be read-only views (torch warns on those)
+        self.images = [torch.tensor(s.image).permute(2, 0, 1).contiguous().to(device) for s in samples]
         self.masks = [torch.from_numpy(np.stack([s.disc, s.cup]).astype(np.uint8)).to(device) for s in samples]
         self.geometry = [disc_geometry(s.disc) for s in samples]  # discs are checked non-empty before
 

@@ -73,7 +73,7 @@ def test_unusual_files_are_rows_and_the_run_goes_on(tmp_path, tiny_weights, caps
     Image.new("1", (15000, 15000)).save(photos / "a_bomb.png")
     import tifffile
 
-    tifffile.imwrite(photos / "b_uint32.tif", np.full((96, 96, 3), 70000, np.uint32))
+    tifffile.imwrite(photos / "b_uint32.tif", np.full((96, 96, 3), 70000, np.uint32), photometric="rgb")
     (photos / "c_broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     strange = os.fsdecode(b"d_\xff\xfename.png")  # not valid UTF-8
     photo(photos / strange)

@@ -47,6 +47,8 @@ def with_exif_orientation(array, path, orientation, fmt):
 
 
 def tiff(array, path, **options):
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        options.setdefault("photometric", "rgb")  # colour samples, as cameras write them
     tifffile.imwrite(path, array, **options)
     return path
 

@@ -354,7 +354,9 @@ def test_first_look_centres_and_zooms_on_the_disc(viewer, qtbot):
     job = run(qtbot, widget)
     assert job.outcome == "done", widget.last_message
     disc = viewer.layers["retina optic disc"]
-    camera = viewer.camera
+    from napari_attunet._widgets.segment_widget import _camera
+
+    camera = _camera(viewer)  # napari >= 0.9: viewer.scene.camera
     y, x = (int(round(c)) for c in image.world_to_data(camera.center[-2:]))
     assert disc.data[y, x] == 1  # the camera centre lies inside the disc
     rows, cols = np.nonzero(disc.data)
