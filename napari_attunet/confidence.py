@@ -43,12 +43,10 @@ class Quality:
     agreement: float
     margin: float
     shape: float
-    contrast: float = float("nan")
-    """NaN when it was not measured (no image given, or no ring pixel inside the photo)."""
 
     @classmethod
     def none(cls) -> Quality:
-        return cls(0.0, 0.0, 0.0, 0.0, 0.0)
+        return cls(0.0, 0.0, 0.0, 0.0)
 
 
 def brightness_contrast(luminance: np.ndarray, disc: np.ndarray, outside: np.ndarray | None = None) -> float:
@@ -92,13 +90,8 @@ def _shape_score(disc: np.ndarray) -> float:
 
 
 def crop_quality(disc_probability: np.ndarray, deep_probability: np.ndarray | None,
-                 threshold: float, luminance: np.ndarray | None = None,
-                 outside: np.ndarray | None = None) -> Quality:
-    """The signs and confidence of one crop's disc (``(s, s)`` probabilities of the fine pass).
-
-    ``luminance``: the crop's brightness on the same grid, for the contrast; ``outside``: its
-    pixels that lie beyond the photo's border.
-    """
+                 threshold: float) -> Quality:
+    """The signs and confidence of one crop's disc (``(s, s)`` probabilities of the fine pass)."""
     disc = largest_component(disc_probability > threshold)
     if disc.sum() < 9:
         return Quality.none()
@@ -109,5 +102,4 @@ def crop_quality(disc_probability: np.ndarray, deep_probability: np.ndarray | No
     band = ndimage.binary_dilation(disc, iterations=width) & ~ndimage.binary_erosion(disc, iterations=width)
     margin = float(np.abs(2 * disc_probability[band] - 1).mean()) if band.any() else 0.0
     shape = _shape_score(disc)
-    contrast = float("nan") if luminance is None else brightness_contrast(luminance, disc, outside)
-    return Quality(agreement * margin * shape, agreement, margin, shape, contrast)
+    return Quality(agreement * margin * shape, agreement, margin, shape)

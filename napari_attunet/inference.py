@@ -25,7 +25,7 @@ import torch
 from scipy import ndimage
 
 from . import __version__
-from .confidence import Quality, crop_quality
+from .confidence import Quality, brightness_contrast, crop_quality
 from .devices import resolve_device
 from .image_files import flatten_alpha
 from .measure import Measurements, disc_shape_warning, measure
@@ -64,7 +64,7 @@ MIN_DISC_CONTRAST = 1.14
 """A doubtful outline (confidence below :data:`LOW_CONFIDENCE`) whose contrast is below this is
 discarded: an optic disc is brighter than the retina around it (see
 :func:`~napari_attunet.confidence.brightness_contrast`).  Chosen on the training split
-(``training/no_disc_study.py``)."""
+(``training/disc_contrast_study.py``)."""
 SECOND_LOOK_BELOW = 0.5
 """A first answer below this confidence (or no disc) gets a second look at other zooms."""
 BORDER_MESSAGE = "the disc is cut by the image border: the vCDR may be unreliable"
@@ -137,6 +137,10 @@ class Crop:
     numpy: np.ndarray
     """``probs`` on the CPU."""
     quality: Quality
+    brightness: np.ndarray
+    """``(s, s)``: the crop's brightness on the network's grid, counted from the photo's black."""
+    beyond_border: np.ndarray
+    """``(s, s)``: which of those pixels lie outside the photo."""
 
 
 def _preprocessing(model: AttentionUNet) -> dict:
@@ -314,8 +318,9 @@ class Segmenter:
         for i, box in enumerate(boxes):
             crop_probs = probs[i].cpu().numpy()
             quality = crop_quality(crop_probs[0], None if deep is None else deep[i].cpu().numpy(),
-                                   self.disc_threshold, brightness[i], _beyond_border(box, images[i].shape[-2:], size))
-            crops.append(Crop(box, probs[i], [m[i, 0] for m in maps], crop_probs, quality))
+                                   self.disc_threshold)
+            crops.append(Crop(box, probs[i], [m[i, 0] for m in maps], crop_probs, quality, brightness[i],
+                              _beyond_border(box, images[i].shape[-2:], size)))
         return crops
 
     def _disc_in(self, crop: Crop) -> tuple[float, float, float] | None:
@@ -417,7 +422,15 @@ class Segmenter:
         per_image = clock() / len(images)
         return [self._result(image.shape[-2:], crops.get(i), attention, per_image) for i, image in enumerate(images)]
 
-    def _not_a_disc(self, quality: Quality) -> str | None:
+    def _contrast(self, crop: Crop) -> float:
+        """The contrast of a crop's disc (:func:`~napari_attunet.confidence.brightness_contrast`).
+
+        Measured for the chosen crop only, not for every candidate: it costs about 10 ms.
+        """
+        disc = largest_component(crop.numpy[0] > self.disc_threshold)
+        return brightness_contrast(crop.brightness, disc, crop.beyond_border) if disc.any() else float("nan")
+
+    def _not_a_disc(self, confidence: float, contrast: float) -> str | None:
         """Why a candidate is not taken for an optic disc (None: it is).
 
         Too faint (confidence below ``min_confidence``), or doubtful and no brighter than the
@@ -426,17 +439,18 @@ class Segmenter:
         """
         if self.min_confidence <= 0:
             return None
-        if quality.confidence < self.min_confidence:
-            return f"too faint (confidence {quality.confidence:.2f})"
-        if quality.confidence < LOW_CONFIDENCE and quality.contrast < MIN_DISC_CONTRAST:
-            return f"no brighter than the retina around it (contrast {quality.contrast:.2f})"
+        if confidence < self.min_confidence:
+            return f"too faint (confidence {confidence:.2f})"
+        if confidence < LOW_CONFIDENCE and contrast < MIN_DISC_CONTRAST:
+            return f"no brighter than the retina around it (contrast {contrast:.2f})"
         return None
 
     def _result(self, shape, crop: Crop | None, attention: bool, seconds: float) -> SegmentationResult:
         """Resample a crop's maps into image-sized arrays; masks are post-processed inside the crop only."""
         clock = Stopwatch()
         messages = []
-        if crop is not None and (reason := self._not_a_disc(crop.quality)):
+        contrast = self._contrast(crop) if crop is not None else float("nan")
+        if crop is not None and (reason := self._not_a_disc(crop.quality.confidence, contrast)):
             messages.append(f"a disc-like candidate was discarded: {reason}")
             crop = None
         disc_p = np.zeros(shape, np.float32)
@@ -461,8 +475,9 @@ class Segmenter:
             for gate, values in zip(gates, stacked[2:]):
                 gate[rows, cols] = values
             offset = (rows.start, cols.start)
-        confidence, contrast = 0.0, float("nan")
+        confidence = 0.0
         if not disc.any():
+            contrast = float("nan")
             messages.insert(0, NO_DISC_MESSAGE)
             box = None
             for gate in gates:
@@ -472,7 +487,7 @@ class Segmenter:
             local = measure(disc[region[0], region[1]], cup[region[0], region[1]])
             measurements = replace(local, disc_centre_y=local.disc_centre_y + offset[0],
                                    disc_centre_x=local.disc_centre_x + offset[1])
-            confidence, contrast = crop.quality.confidence, crop.quality.contrast
+            confidence = crop.quality.confidence
             if confidence < LOW_CONFIDENCE:
                 messages.append(LOW_CONFIDENCE_MESSAGE)
             if warning := disc_shape_warning(measurements):

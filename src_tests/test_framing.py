@@ -85,12 +85,10 @@ def test_the_contrast_does_not_depend_on_the_intensity_offset(photo, photo_resul
 def test_which_candidates_count_as_a_disc(default_model, confidence, contrast, kept):
     import torch
 
-    from napari_attunet.confidence import Quality
     from napari_attunet.inference import Segmenter
 
-    quality = Quality(confidence, 1.0, 1.0, 1.0, contrast)
-    assert (Segmenter(default_model, torch.device("cpu"))._not_a_disc(quality) is None) == kept
-    assert Segmenter(default_model, torch.device("cpu"), min_confidence=0.0)._not_a_disc(quality) is None
+    assert (Segmenter(default_model, torch.device("cpu"))._not_a_disc(confidence, contrast) is None) == kept
+    assert Segmenter(default_model, torch.device("cpu"), min_confidence=0.0)._not_a_disc(confidence, contrast) is None
 
 
 def test_a_disc_cut_by_the_border_is_reported(retina, retina_result, default_model):
