@@ -1,0 +1,84 @@
+"""Choosing the fine-tuning recipe on the adaptation photos alone: a comparison of recipes.
+
+    python training/adaptation_recipes.py [--out training/adaptation_recipes.json] [--threads 2]
+
+A user who adapts the weights to a new camera has only their own annotated photos, so the recipe
+is chosen the way they could choose it: on the adaptation pool of the simulated camera of
+``adaptation_study.py`` (25 photos), by fine-tuning on 10 of them and scoring on the other 15,
+twice (the first 10 and the last 10 by name).  The 26 evaluation photos of that study are not
+read here, so the curve it reports stays a fair measurement of the recipe chosen.
+
+Each recipe overrides fields of ``TrainConfig.fine_tuning``; every run is timed.  Results are
+appended to the JSON file as they come, and recipes already in it are skipped, so an interrupted
+run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from _study import DRISHTI, REPO
+from adaptation_study import new_camera, score
+
+RECIPES = {
+    "shipped: all layers, lr 3e-4": {},
+    "all layers, lr 1e-4": {"learning_rate": 1e-4},
+    "encoder frozen, lr 3e-4": {"freeze_encoder": True},
+    "encoder frozen, lr 1e-3": {"freeze_encoder": True, "learning_rate": 1e-3},
+}
+TRAIN_COUNT = 10
+
+
+def splits(pool):
+    """(name, fine-tuning photos, scoring photos): the first and the last ``TRAIN_COUNT`` of the pool."""
+    return [("first", pool[:TRAIN_COUNT], pool[TRAIN_COUNT:]),
+            ("last", pool[-TRAIN_COUNT:], pool[:-TRAIN_COUNT])]
+
+
+def main() -> int:
+    from napari_attunet.datasets import load_drishti
+    from napari_attunet.training import TrainConfig, train
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DRISHTI)
+    parser.add_argument("--out", type=Path, default=REPO / "training" / "adaptation_recipes.json")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    samples = [new_camera(s) for s in sorted(load_drishti(args.data, "test"), key=lambda s: s.name)]
+    pool = samples[:25]  # the adaptation pool of adaptation_study.py; its evaluation photos are not used
+    done = json.loads(args.out.read_text()) if args.out.exists() else {"train_count": TRAIN_COUNT, "rows": []}
+    seen = {(r["recipe"], r["split"]) for r in done["rows"]}
+
+    def record(row: dict) -> None:
+        done["rows"].append(row)
+        temporary = args.out.with_suffix(".tmp")
+        temporary.write_text(json.dumps(done, indent=1) + "\n")
+        temporary.replace(args.out)
+        print(json.dumps(row), flush=True)
+
+    for split, tune, held in splits(pool):
+        if ("no fine-tuning", split) not in seen:
+            record({"recipe": "no fine-tuning", "split": split, "minutes": 0.0, **score(None, held)})
+        for name, overrides in RECIPES.items():
+            if (name, split) in seen:
+                continue
+            config = TrainConfig.fine_tuning(len(tune), device="cpu", threads=args.threads, **overrides)
+            with tempfile.TemporaryDirectory() as folder:
+                out = Path(folder) / "adapted.safetensors"
+                started = time.perf_counter()
+                train(tune, out, config)
+                minutes = (time.perf_counter() - started) / 60
+                record({"recipe": name, "split": split, "overrides": overrides, "minutes": round(minutes, 2),
+                        "tuned_on": [s.name for s in tune], **score(out, held)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
