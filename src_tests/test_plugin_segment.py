@@ -4,6 +4,7 @@ Tests check behaviour, never the exact numbers of the shipped weights.
 """
 
 import csv
+import gc
 import itertools
 import time
 
@@ -177,7 +178,9 @@ def test_the_event_loop_turns_while_computing_and_between_result_layers(viewer, 
     timer = QTimer()
     timer.setInterval(10)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    viewer.layers.events.inserted.connect(lambda event: added.append(time.perf_counter()))
+    collector_on_while_adding = []
+    viewer.layers.events.inserted.connect(lambda event: (added.append(time.perf_counter()),
+                                                         collector_on_while_adding.append(gc.isenabled())))
     timer.start()
     window = {}
     show_result = widget.show_result
@@ -195,6 +198,9 @@ def test_the_event_loop_turns_while_computing_and_between_result_layers(viewer, 
     assert any(window["start"] < t < window["result"] for t in ticks)  # the loop turned while computing
     for before, after in itertools.pairwise(added):
         assert any(before < t < after for t in ticks), "a result layer was added in the same loop turn as the last"
+    # no garbage collection lands inside a layer addition, and the collector is back on afterwards
+    assert not any(collector_on_while_adding)
+    assert gc.isenabled()
 
 
 def test_cancel(viewer, qtbot, messages, monkeypatch):

@@ -10,7 +10,10 @@ read here, so the curve it reports stays a fair measurement of the recipe chosen
 
 Each recipe overrides fields of ``TrainConfig.fine_tuning``; every run is timed.  Results are
 appended to the JSON file as they come, and recipes already in it are skipped, so an interrupted
-run continues where it stopped.
+run continues where it stopped.  The rule that picks the recipe, fixed before the runs: the
+highest mean OC Dice over the two splits, among recipes whose mean OD Dice is at most
+``OD_TOLERANCE`` below the best recipe's (the disc is read well already; the cup is what fine-tuning
+has to improve).  ``--summary`` prints the table and the pick from the JSON file.
 """
 
 from __future__ import annotations
@@ -33,6 +36,21 @@ RECIPES = {
     "encoder frozen, lr 1e-3": {"freeze_encoder": True, "learning_rate": 1e-3},
 }
 TRAIN_COUNT = 10
+OD_TOLERANCE = 0.005
+
+
+def summarise(rows: list[dict]) -> tuple[list[dict], str]:
+    """Per recipe, the means over the splits it ran on; and the recipe the rule picks."""
+    table = []
+    for name in dict.fromkeys(r["recipe"] for r in rows):
+        runs = [r for r in rows if r["recipe"] == name]
+        table.append({"recipe": name, "splits": len(runs),
+                      **{key: round(sum(r[key] for r in runs) / len(runs), 4)
+                         for key in ("dice_od", "dice_oc", "vcdr_abs_error", "minutes")}})
+    candidates = [t for t in table if t["recipe"] != "no fine-tuning"]
+    best_od = max(t["dice_od"] for t in candidates)
+    pick = max((t for t in candidates if t["dice_od"] >= best_od - OD_TOLERANCE), key=lambda t: t["dice_oc"])
+    return table, pick["recipe"]
 
 
 def splits(pool):
@@ -49,7 +67,16 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DRISHTI)
     parser.add_argument("--out", type=Path, default=REPO / "training" / "adaptation_recipes.json")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--summary", action="store_true", help="print the table and the pick; run nothing")
     args = parser.parse_args()
+    if args.summary:
+        table, pick = summarise(json.loads(args.out.read_text())["rows"])
+        print("| recipe | splits | OD Dice | OC Dice | vCDR MAE | minutes |\n|---|---|---|---|---|---|")
+        for t in table:
+            print(f"| {t['recipe']} | {t['splits']} | {t['dice_od']:.3f} | {t['dice_oc']:.3f} | "
+                  f"{t['vcdr_abs_error']:.3f} | {t['minutes']:.1f} |")
+        print(f"picked by the rule: {pick}")
+        return 0
     torch.set_num_threads(args.threads)
     samples = [new_camera(s) for s in sorted(load_drishti(args.data, "test"), key=lambda s: s.name)]
     pool = samples[:25]  # the adaptation pool of adaptation_study.py; its evaluation photos are not used

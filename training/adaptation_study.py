@@ -1,18 +1,19 @@
 """Adapting the weights to a new camera from a few annotated photos: Dice against images and minutes.
 
-    python training/adaptation_study.py [--weights FILE] [--counts 5 10 20] [--out FILE.json]
-                                        [--plot docs/images/adaptation.png] [--threads 2]
+    python training/adaptation_study.py [--weights FILE] [--counts 5 10 20] [--draws 2]
+                                        [--out FILE.json] [--plot docs/images/adaptation.png] [--threads 2]
 
 The "new camera" is built from the 51 Drishti-GS1 test images (never used to train the shipped
 weights): each is cut to a square of 1.5 disc diameters around its disc, resized to 400 px, given
 a colour cast (channel gains 0.8 / 1.05 / 1.3), gamma 1.3 and a slight defocus blur, like the
 disc-centred photos of another clinic.  The first 25 (by name) are the adaptation pool, the other
-26 the evaluation set.  For each count N, the first N pool images fine-tune the weights with the
-recipe that `napari-attunet train --init` uses by default (``TrainConfig.fine_tuning``), timed on
-this machine, and the result is scored on the evaluation set (N = 0: the weights as they are).
-Then the cup threshold is calibrated on the same N photos (``napari-attunet calibrate --apply``'s
-rule) and the calibrated weights are scored too: the guide's three steps, annotate, fine-tune,
-calibrate.
+26 the evaluation set.  For each count N and each draw, N pool photos fine-tune the weights with
+the recipe that `napari-attunet train --init` uses by default (``TrainConfig.fine_tuning``), timed
+on this machine, and the result is scored on the evaluation set (N = 0: the weights as they are).
+Draw 0 takes the first N pool photos by name, later draws a random N (seeded), so that the curve
+shows how much it depends on which photos were annotated.  Then the cup threshold is calibrated
+(``napari-attunet calibrate --apply``'s rule) on the pool photos that were not fine-tuned on, as
+the guide advises, and the calibrated weights are scored too: annotate, fine-tune, calibrate.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -64,31 +66,50 @@ def score(weights, samples) -> dict:
     return {key: summary[key] for key in ("dice_od", "dice_oc", "vcdr_abs_error", "discs_not_found")}
 
 
+def mean_row(rows: list[dict], key: str) -> float:
+    return float(np.mean([r[key] for r in rows]))
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    counts = [r["images"] for r in rows]
-    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
-    ax.plot(counts, [r["dice_od"] for r in rows], "o-", color="tab:red", label="optic disc")
-    ax.plot(counts, [r["dice_oc"] for r in rows], "s-", color="goldenrod", label="optic cup")
-    if all("calibrated" in r for r in rows[1:]):
-        ax.plot(counts, [rows[0]["dice_oc"]] + [r["calibrated"]["dice_oc"] for r in rows[1:]], "s--",
-                color="darkgoldenrod", label="optic cup, threshold calibrated on the same photos")
-    for r in rows[1:]:
-        ax.annotate(f"{r['minutes']:.1f} min", (r["images"], r["dice_od"]), textcoords="offset points",
+    counts = sorted({r["images"] for r in rows})
+    by_count = {n: [r for r in rows if r["images"] == n] for n in counts}
+    fig, ax = plt.subplots(figsize=(5.8, 3.8), dpi=120)
+    for key, colour, marker, label in (("dice_od", "tab:red", "o", "optic disc"),
+                                       ("dice_oc", "goldenrod", "s", "optic cup")):
+        ax.plot(counts, [mean_row(by_count[n], key) for n in counts], marker + "-", color=colour,
+                label=f"{label} (mean of the draws)")
+        for n in counts:
+            ax.scatter([n] * len(by_count[n]), [r[key] for r in by_count[n]], s=12, color=colour, alpha=0.5)
+    calibrated = [n for n in counts if all("calibrated" in r for r in by_count[n])]
+    if calibrated:
+        ax.plot(calibrated, [float(np.mean([r["calibrated"]["dice_oc"] for r in by_count[n]])) for n in calibrated],
+                "s--", color="darkgoldenrod", label="optic cup, threshold calibrated on the other pool photos")
+    for n in counts[1:]:
+        minutes = mean_row(by_count[n], "minutes")
+        ax.annotate(f"{minutes:.1f} min", (n, mean_row(by_count[n], "dice_od")), textcoords="offset points",
                     xytext=(0, 6), ha="center", fontsize=8)
     ax.set_xlabel("annotated photos of the new camera used for fine-tuning")
-    ax.set_ylabel("mean Dice on 26 other photos")
+    ax.set_ylabel("Dice on 26 other photos")
     ax.set_xticks(counts)
     ax.set_ylim(min(0.5, min(r["dice_oc"] for r in rows) - 0.05), 1.0)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    ax.set_title("Fine-tuning on a simulated new camera (2 CPU cores)", fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Fine-tuning on a simulated new camera (2 CPU cores; dots: draws)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
+
+
+def chosen(pool: list, count: int, draw: int) -> list:
+    """Draw 0: the first ``count`` pool photos by name; later draws: a random ``count`` (seeded by the draw)."""
+    if draw == 0:
+        return pool[:count]
+    order = np.random.default_rng(draw).permutation(len(pool))
+    return [pool[i] for i in sorted(order[:count])]
 
 
 def main() -> int:
@@ -99,6 +120,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DRISHTI)
     parser.add_argument("--weights", type=Path, default=None, help="default: the shipped weights")
     parser.add_argument("--counts", type=int, nargs="+", default=[5, 10, 20])
+    parser.add_argument("--draws", type=int, default=2, help="sets of annotated photos per count")
     parser.add_argument("--out", type=Path, default=REPO / "training" / "adaptation_study.json")
     parser.add_argument("--plot", type=Path, default=REPO / "docs" / "images" / "adaptation.png")
     parser.add_argument("--threads", type=int, default=2)
@@ -106,25 +128,31 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     samples = [new_camera(s) for s in sorted(load_drishti(args.data, "test"), key=lambda s: s.name)]
     pool, evaluation = samples[:25], samples[25:]
-    rows = [{"images": 0, "minutes": 0.0, **score(args.weights, evaluation)}]
+    rows = [{"images": 0, "draw": 0, "minutes": 0.0, **score(args.weights, evaluation)}]
     print(json.dumps(rows[-1]), flush=True)
     init = "default" if args.weights is None else str(args.weights)
     with tempfile.TemporaryDirectory() as folder:
-        for count in args.counts:
-            out = Path(folder) / f"adapted_{count}.safetensors"
-            config = TrainConfig.fine_tuning(count, init_weights=init, device="cpu", threads=args.threads)
-            started = time.perf_counter()
-            train(pool[:count], out, config)
-            minutes = (time.perf_counter() - started) / 60
-            row = {"images": count, "minutes": round(minutes, 2), "epochs": config.epochs, **score(out, evaluation)}
-            started = time.perf_counter()
-            calibrated_weights, cup_threshold = calibrated(out, pool[:count])
-            row["calibrated"] = {"cup_threshold": cup_threshold,
-                                 "minutes": round((time.perf_counter() - started) / 60, 2),
-                                 **score(calibrated_weights, evaluation)}
-            rows.append(row)
-            print(json.dumps(rows[-1]), flush=True)
-    args.out.write_text(json.dumps({"weights": init, "pool": [s.name for s in pool],
+        for draw in range(args.draws):
+            for count in args.counts:
+                tuned = chosen(pool, count, draw)
+                others = [s for s in pool if s.name not in {t.name for t in tuned}]
+                out = Path(folder) / f"adapted_{count}_{draw}.safetensors"
+                config = TrainConfig.fine_tuning(count, init_weights=init, device="cpu", threads=args.threads)
+                started = time.perf_counter()
+                train(tuned, out, config)
+                minutes = (time.perf_counter() - started) / 60
+                row = {"images": count, "draw": draw, "tuned_on": [s.name for s in tuned],
+                       "minutes": round(minutes, 2), "epochs": config.epochs, **score(out, evaluation)}
+                if others:
+                    calibrated_weights, cup_threshold = calibrated(out, others)
+                    row["calibrated"] = {"on": len(others), "cup_threshold": cup_threshold,
+                                         **score(calibrated_weights, evaluation)}
+                rows.append(row)
+                print(json.dumps(rows[-1]), flush=True)
+                out.unlink()
+    recipe = {key: value for key, value in asdict(TrainConfig.fine_tuning(max(args.counts))).items()
+              if key in ("learning_rate", "freeze_encoder", "batch_size", "weight_decay", "warmup_epochs")}
+    args.out.write_text(json.dumps({"weights": init, "recipe": recipe, "pool": [s.name for s in pool],
                                     "evaluation": [s.name for s in evaluation], "rows": rows}, indent=1) + "\n")
     plot(rows, args.plot)
     return 0

@@ -17,7 +17,14 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..progress import Progress
 from ._text import TextArea
-from ._worker import PROGRESS_STEPS, Job, failure_text, progress_value, settle_garbage_collector
+from ._worker import (
+    PROGRESS_STEPS,
+    CollectorPause,
+    Job,
+    failure_text,
+    progress_value,
+    settle_garbage_collector,
+)
 
 
 class JobWidget(Container):
@@ -40,6 +47,7 @@ class JobWidget(Container):
         self.last_message = ""
         self._steps: deque[Callable[[], None]] = deque()
         self._stepping = False
+        self._collector = CollectorPause()
         self.run_button = PushButton(text=run_text)
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=PROGRESS_STEPS, value=0)
@@ -132,6 +140,7 @@ class JobWidget(Container):
         self._steps.extend(steps)
         if not self._stepping:
             self._stepping = True
+            self._collector.hold()
             self._schedule()
 
     def _schedule(self) -> None:
@@ -144,6 +153,7 @@ class JobWidget(Container):
     def _next_step(self) -> None:
         if not self._steps:
             self._stepping = False
+            self._collector.release()
             return
         step = self._steps.popleft()
         try:
