@@ -1,12 +1,14 @@
 """Adapting the weights to a new camera from a few annotated photos: Dice against images and minutes.
 
-    python training/adaptation_study.py [--weights FILE] [--counts 5 10 20] [--draws 2]
-                                        [--out FILE.json] [--plot docs/images/adaptation.png] [--threads 2]
+    python training/adaptation_study.py [--camera mild|dim] [--weights FILE] [--counts 5 10 20] [--draws 2]
+                                        [--out FILE.json] [--plot FILE.png] [--threads 2]
 
 The "new camera" is built from the 51 Drishti-GS1 test images (never used to train the shipped
-weights): each is cut to a square of 1.5 disc diameters around its disc, resized to 400 px, given
-a colour cast (channel gains 0.8 / 1.05 / 1.3), gamma 1.3 and a slight defocus blur, like the
-disc-centred photos of another clinic.  The first 25 (by name) are the adaptation pool, the other
+weights).  ``mild``: each is cut to a square of 1.5 disc diameters around its disc, resized to
+400 px, given a colour cast (channel gains 0.8 / 1.05 / 1.3), gamma 1.3 and a slight defocus
+blur, like the disc-centred photos of another clinic.  ``dim``: a tighter crop at 320 px,
+underexposed with a warm cast, defocused and saved as JPEG (see :func:`dim_camera`), a camera the
+default weights read less well.  The first 25 (by name) are the adaptation pool, the other
 26 the evaluation set.  For each count N and each draw, N pool photos fine-tune the weights with
 the recipe that `napari-attunet train --init` uses by default (``TrainConfig.fine_tuning``), timed
 on this machine, and the result is scored on the evaluation set (N = 0: the weights as they are).
@@ -33,6 +35,7 @@ from variants import crop
 
 
 def new_camera(sample):
+    """The "mild" camera: 1.5 disc diameters at 400 px, a blue cast, gamma 1.3, slight defocus."""
     from scipy.ndimage import gaussian_filter
 
     from napari_attunet.datasets import make_sample
@@ -42,6 +45,30 @@ def new_camera(sample):
     image = np.clip(image * np.array([0.8, 1.05, 1.3]), 0, 1) ** 1.3
     image = gaussian_filter(image, (1.2, 1.2, 0))
     return make_sample(sample.name, (image * 255 + 0.5).astype(np.uint8), framed.disc, framed.cup)
+
+
+def dim_camera(sample):
+    """The "dim" camera: a tighter crop (1.3 disc diameters, the disc about 77% of the width) at 320 px,
+    underexposed (0.55) with a warm cast, defocused (sigma 1.5 px) and saved as JPEG at quality 50,
+    like the older cameras of an outside clinic."""
+    import io
+
+    from PIL import Image
+    from scipy.ndimage import gaussian_filter
+
+    from napari_attunet.datasets import make_sample
+
+    framed = crop(sample, 1.3, 320)
+    image = framed.image.astype(np.float32) / 255.0
+    image = np.clip(image * 0.55 * np.array([1.15, 0.85, 0.65]), 0, 1)
+    image = gaussian_filter(image, (1.5, 1.5, 0))
+    buffer = io.BytesIO()
+    Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(buffer, format="JPEG", quality=50)
+    jpeg = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    return make_sample(sample.name, jpeg, framed.disc, framed.cup)
+
+
+CAMERAS = {"mild": new_camera, "dim": dim_camera}
 
 
 def calibrated(weights: Path, samples) -> tuple[Path, float]:
@@ -70,7 +97,7 @@ def mean_row(rows: list[dict], key: str) -> float:
     return float(np.mean([r[key] for r in rows]))
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, camera: str = "mild") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,7 +126,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_ylim(min(0.5, min(r["dice_oc"] for r in rows) - 0.05), 1.0)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("Fine-tuning on a simulated new camera (2 CPU cores; dots: draws)", fontsize=9)
+    ax.set_title(f"Fine-tuning on the simulated '{camera}' camera (2 CPU cores; dots: draws)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
 
@@ -121,12 +148,18 @@ def main() -> int:
     parser.add_argument("--weights", type=Path, default=None, help="default: the shipped weights")
     parser.add_argument("--counts", type=int, nargs="+", default=[5, 10, 20])
     parser.add_argument("--draws", type=int, default=2, help="sets of annotated photos per count")
-    parser.add_argument("--out", type=Path, default=REPO / "training" / "adaptation_study.json")
-    parser.add_argument("--plot", type=Path, default=REPO / "docs" / "images" / "adaptation.png")
+    parser.add_argument("--camera", choices=sorted(CAMERAS), default="mild")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: training/adaptation_study.json (mild), adaptation_study_dim.json (dim)")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="default: docs/images/adaptation.png (mild), adaptation_dim.png (dim)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    suffix = "" if args.camera == "mild" else f"_{args.camera}"
+    args.out = args.out or REPO / "training" / f"adaptation_study{suffix}.json"
+    args.plot = args.plot or REPO / "docs" / "images" / f"adaptation{suffix}.png"
     torch.set_num_threads(args.threads)
-    samples = [new_camera(s) for s in sorted(load_drishti(args.data, "test"), key=lambda s: s.name)]
+    samples = [CAMERAS[args.camera](s) for s in sorted(load_drishti(args.data, "test"), key=lambda s: s.name)]
     pool, evaluation = samples[:25], samples[25:]
     rows = [{"images": 0, "draw": 0, "minutes": 0.0, **score(args.weights, evaluation)}]
     print(json.dumps(rows[-1]), flush=True)
@@ -152,9 +185,10 @@ def main() -> int:
                 out.unlink()
     recipe = {key: value for key, value in asdict(TrainConfig.fine_tuning(max(args.counts))).items()
               if key in ("learning_rate", "freeze_encoder", "batch_size", "weight_decay", "warmup_epochs")}
-    args.out.write_text(json.dumps({"weights": init, "recipe": recipe, "pool": [s.name for s in pool],
-                                    "evaluation": [s.name for s in evaluation], "rows": rows}, indent=1) + "\n")
-    plot(rows, args.plot)
+    record = {"weights": init, "camera": args.camera, "recipe": recipe, "pool": [s.name for s in pool],
+              "evaluation": [s.name for s in evaluation], "rows": rows}
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    plot(rows, args.plot, args.camera)
     return 0
 
 
