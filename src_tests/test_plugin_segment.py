@@ -203,6 +203,25 @@ def test_the_event_loop_turns_while_computing_and_between_result_layers(viewer, 
     assert gc.isenabled()
 
 
+def test_the_collector_comes_back_on_when_the_last_widget_has_shown_its_result():
+    from napari_attunet._widgets._worker import CollectorPause
+
+    segment, finetune = CollectorPause(), CollectorPause()
+    segment.hold()
+    finetune.hold()
+    segment.release()
+    assert not gc.isenabled()  # the other widget still adds layers
+    finetune.release()
+    assert gc.isenabled()
+    gc.disable()  # a collector switched off by someone else stays off
+    try:
+        segment.hold()
+        segment.release()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_cancel(viewer, qtbot, messages, monkeypatch):
     open_sample(viewer)
     widget = dock_segment(viewer)

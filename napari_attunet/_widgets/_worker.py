@@ -78,19 +78,32 @@ class CollectorPause:
     oldest generation (tens of milliseconds even after :func:`settle_garbage_collector`) then
     lands inside a step that already costs napari 150 ms or more.  Paused, the collection
     runs after the steps, in a turn of its own.  Nothing is lost: the collector only waits.
+    Each widget holds its own pause; the collector comes back on when the last is released
+    (and only if it was on before the first).
     """
 
+    _holders = 0
+    _switched_off = False
+
     def __init__(self):
-        self._paused = False
+        self._held = False
 
     def hold(self) -> None:
-        if not self._paused and gc.isenabled():
-            self._paused = True
+        if self._held:
+            return
+        self._held = True
+        if CollectorPause._holders == 0 and gc.isenabled():
             gc.disable()
+            CollectorPause._switched_off = True
+        CollectorPause._holders += 1
 
     def release(self) -> None:
-        if self._paused:
-            self._paused = False
+        if not self._held:
+            return
+        self._held = False
+        CollectorPause._holders -= 1
+        if CollectorPause._holders == 0 and CollectorPause._switched_off:
+            CollectorPause._switched_off = False
             gc.enable()
 
 
