@@ -31,41 +31,36 @@ from pathlib import Path
 import numpy as np
 import torch
 from _study import DRISHTI, REPO
-from variants import crop
+from variants import crop, jpeg
 
 
-def new_camera(sample):
-    """The "mild" camera: 1.5 disc diameters at 400 px, a blue cast, gamma 1.3, slight defocus."""
+def simulated_camera(sample, k: float, size: int, gains, sigma: float, exposure: float = 1.0,
+                     gamma: float = 1.0, jpeg_quality: int | None = None):
+    """``sample`` cut to ``k`` disc diameters at ``size`` px, its colours scaled by ``exposure`` and the
+    channel ``gains``, raised to ``gamma``, blurred by ``sigma`` px and, given a quality, saved as JPEG."""
     from scipy.ndimage import gaussian_filter
 
     from napari_attunet.datasets import make_sample
 
-    framed = crop(sample, 1.5, 400)
+    framed = crop(sample, k, size)
     image = framed.image.astype(np.float32) / 255.0
-    image = np.clip(image * np.array([0.8, 1.05, 1.3]), 0, 1) ** 1.3
-    image = gaussian_filter(image, (1.2, 1.2, 0))
-    return make_sample(sample.name, (image * 255 + 0.5).astype(np.uint8), framed.disc, framed.cup)
+    image = np.clip(image * exposure * np.array(gains), 0, 1) ** gamma
+    image = (gaussian_filter(image, (sigma, sigma, 0)) * 255 + 0.5).astype(np.uint8)
+    if jpeg_quality is not None:
+        image = jpeg(image, jpeg_quality)
+    return make_sample(sample.name, image, framed.disc, framed.cup)
+
+
+def new_camera(sample):
+    """The "mild" camera: 1.5 disc diameters at 400 px, a blue cast, gamma 1.3, slight defocus."""
+    return simulated_camera(sample, 1.5, 400, (0.8, 1.05, 1.3), sigma=1.2, gamma=1.3)
 
 
 def dim_camera(sample):
     """The "dim" camera: a tighter crop (1.3 disc diameters, the disc about 77% of the width) at 320 px,
     underexposed (0.55) with a warm cast, defocused (sigma 1.5 px) and saved as JPEG at quality 50,
     like the older cameras of an outside clinic."""
-    import io
-
-    from PIL import Image
-    from scipy.ndimage import gaussian_filter
-
-    from napari_attunet.datasets import make_sample
-
-    framed = crop(sample, 1.3, 320)
-    image = framed.image.astype(np.float32) / 255.0
-    image = np.clip(image * 0.55 * np.array([1.15, 0.85, 0.65]), 0, 1)
-    image = gaussian_filter(image, (1.5, 1.5, 0))
-    buffer = io.BytesIO()
-    Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(buffer, format="JPEG", quality=50)
-    jpeg = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-    return make_sample(sample.name, jpeg, framed.disc, framed.cup)
+    return simulated_camera(sample, 1.3, 320, (1.15, 0.85, 0.65), sigma=1.5, exposure=0.55, jpeg_quality=50)
 
 
 CAMERAS = {"mild": new_camera, "dim": dim_camera}

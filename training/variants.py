@@ -91,11 +91,12 @@ def _grayscale(image):
     return np.repeat(gray[..., None], 3, axis=-1)
 
 
-def _jpeg(image):
+def jpeg(image: np.ndarray, quality: int = 30) -> np.ndarray:
+    """``image`` (uint8 RGB) saved as JPEG at ``quality`` and read back."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=30)
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
     return np.asarray(Image.open(buffer).convert("RGB"))
 
 
@@ -107,7 +108,7 @@ def _low_resolution(image):
 
 
 CAMERAS = {"as taken": None, "blur": _blur, "colour cast": _cast, "gamma 1.6": _gamma, "grayscale": _grayscale,
-           "JPEG q30": _jpeg, "low resolution /4": _low_resolution}
+           "JPEG q30": jpeg, "low resolution /4": _low_resolution}
 
 
 def recolour(sample: Sample, camera: str) -> Sample:
