@@ -73,6 +73,14 @@ class TrainConfig:
     freeze_encoder: bool = False
     init_weights: str | None = None
     """None: random initialisation; ``"default"``: the shipped weights; or a weights file (fine-tuning)."""
+    keep_start: float = 0.0
+    """Fine-tuning only: the share of the starting network in the saved one, whose weights are
+    ``keep_start * start + (1 - keep_start) * tuned`` (weight-space ensembling, as in WiSE-FT:
+    Wortsman et al. 2022, arXiv:2109.01903).  It keeps some of what the starting network learnt
+    from many photos when the user's photos are few."""
+    cup_distillation: float = 0.0
+    """Fine-tuning only: weight of a loss that keeps the cup output close to the starting network's
+    on the same views (learning without forgetting: Li and Hoiem 2016, arXiv:1606.09282)."""
     attention: bool = True
     base_channels: int = 16
     depth: int = 5
@@ -110,6 +118,12 @@ class TrainConfig:
             raise ValueError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
         if self.input_size < 64 or self.input_size % 16:
             raise ValueError(f"input_size must be a multiple of 16 and at least 64, got {self.input_size}")
+        if not 0.0 <= self.keep_start < 1.0:
+            raise ValueError(f"keep_start must lie in [0, 1), got {self.keep_start}")
+        if self.cup_distillation < 0:
+            raise ValueError(f"cup_distillation must not be negative, got {self.cup_distillation}")
+        if self.init_weights is None and (self.keep_start or self.cup_distillation):
+            raise ValueError("keep_start and cup_distillation need a starting network (init_weights)")
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor,
@@ -210,6 +224,25 @@ def _initial_model(config: TrainConfig, device: torch.device) -> AttentionUNet:
     # Keep the preprocessing the base network was trained with.
     config.context = info.metadata.get("preprocessing", {}).get("context", config.context)
     return model
+
+
+def blended(model: AttentionUNet, start: dict[str, torch.Tensor], keep_start: float) -> AttentionUNet:
+    """A copy of ``model`` whose floating-point tensors are ``keep_start * start + (1 - keep_start) * own``.
+
+    Normalisation statistics are blended like the weights; counters stay the tuned network's.
+    """
+    copy = AttentionUNet(**model.config)
+    copy.weights_info.metadata = dict(model.weights_info.metadata)
+    state = {name: (keep_start * start[name].to(tensor.device) + (1 - keep_start) * tensor)
+             if tensor.is_floating_point() and name in start else tensor
+             for name, tensor in model.state_dict().items()}
+    copy.load_state_dict(state)
+    return copy.to(next(model.parameters()).device)
+
+
+def cup_distillation_loss(logits: torch.Tensor, start_logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the cup output against the starting network's cup probabilities."""
+    return F.binary_cross_entropy_with_logits(logits[:, 1], torch.sigmoid(start_logits[:, 1]))
 
 
 def _freeze_encoder(model: AttentionUNet) -> None:
@@ -378,6 +411,13 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
     model = _initial_model(config, device).to(device)
     if config.freeze_encoder:
         _freeze_encoder(model)
+    # Fine-tuning's anchors to the starting network: its weights (blending) and its outputs (distillation).
+    start_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if config.keep_start else None
+    start_network = None
+    if config.cup_distillation:
+        start_network = AttentionUNet(**model.config).to(device)
+        start_network.load_state_dict(model.state_dict())
+        start_network.eval().requires_grad_(False)
     network = wrap(model, device, processes) if processes is not None else model
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -405,8 +445,12 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
     clock = Stopwatch()
     seconds_before = state["seconds"]
 
-    def save_best(metrics: dict) -> None:
-        model.weights_info.metadata = {
+    def saved_network() -> AttentionUNet:
+        """The network as it would be saved now (blended with the start when asked)."""
+        return blended(model, start_state, config.keep_start) if start_state is not None else model
+
+    def save_best(candidate: AttentionUNet, metrics: dict) -> None:
+        candidate.weights_info.metadata = {
             **metadata,
             "training": {
                 "config": asdict(config),
@@ -423,7 +467,7 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
             },
             "metrics": {"validation": metrics},
         }
-        save_weights(model, out)
+        save_weights(candidate, out)
 
     step = state["epoch"] * steps_per_epoch
     for epoch in range(state["epoch"], config.epochs):
@@ -451,6 +495,10 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
             loss = segmentation_loss(output.logits, y, total)
             for weight, deep in zip((0.4, 0.2, 0.1, 0.05), output.deep_supervision):
                 loss = loss + weight * segmentation_loss(deep, y, total)
+            if start_network is not None:
+                with torch.no_grad():
+                    start_logits = start_network(x).logits
+                loss = loss + config.cup_distillation * cup_distillation_loss(output.logits, start_logits)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -464,16 +512,16 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
         last_epoch = epoch + 1 == config.epochs
         main = processes is None or processes.is_main  # of several processes, rank 0 validates and writes
         if main and val_samples and ((epoch + 1) % config.val_every == 0 or last_epoch):
-            segmenter = Segmenter(model, device, *thresholds)
-            metrics = evaluate_samples(segmenter, val_samples)
+            candidate = saved_network()
+            metrics = evaluate_samples(Segmenter(candidate, device, *thresholds), val_samples)
             model.train()
             record.update(metrics)
             score = (metrics["dice_od"] + metrics["dice_oc"]) / 2
             if score > state["best_score"]:
                 state["best_score"], state["best_epoch"] = score, epoch + 1
-                save_best(metrics)
+                save_best(candidate, metrics)
         elif main and not val_samples:
-            save_best({})
+            save_best(saved_network(), {})
         state["history"].append(record)
         state["seconds"] = seconds_before + clock()
         if main:

@@ -8,7 +8,10 @@ is chosen the way they could choose it: on the adaptation pool of the simulated 
 twice (the first 10 and the last 10 by name).  The 26 evaluation photos of that study are not
 read here, so the curve it reports stays a fair measurement of the recipe chosen.
 
-Each recipe overrides fields of ``TrainConfig.fine_tuning``; every run is timed.  Results are
+Each recipe overrides fields of ``TrainConfig.fine_tuning``; every run is timed.  The blends
+(``keep_start``) are scored from the shipped recipe's run: blending only changes the saved
+weights, not the training, so a blend of that run is what training with ``keep_start`` writes
+(without a validation split, as here).  Results are
 appended to the JSON file as they come, and recipes already in it are skipped, so an interrupted
 run continues where it stopped.  The rule that picks the recipe, fixed before the runs: the
 highest mean OC Dice over the two splits, among recipes whose mean OD Dice is at most
@@ -29,12 +32,22 @@ import torch
 from _study import DRISHTI, REPO
 from adaptation_study import new_camera, score
 
+SHIPPED = "shipped: all layers, lr 3e-4"
 RECIPES = {
-    "shipped: all layers, lr 3e-4": {},
+    SHIPPED: {},
     "all layers, lr 1e-4": {"learning_rate": 1e-4},
     "encoder frozen, lr 3e-4": {"freeze_encoder": True},
     "encoder frozen, lr 1e-3": {"freeze_encoder": True, "learning_rate": 1e-3},
+    "cup distillation 1.0": {"cup_distillation": 1.0},
 }
+BLENDS = (0.25, 0.5, 0.75)
+"""``keep_start`` values scored from the shipped recipe's run."""
+
+
+def blend_name(keep_start: float) -> str:
+    return f"shipped, blended with the start (keep_start {keep_start})"
+
+
 TRAIN_COUNT = 10
 OD_TOLERANCE = 0.005
 
@@ -94,7 +107,8 @@ def main() -> int:
         if ("no fine-tuning", split) not in seen:
             record({"recipe": "no fine-tuning", "split": split, "minutes": 0.0, **score(None, held)})
         for name, overrides in RECIPES.items():
-            if (name, split) in seen:
+            blends_missing = name == SHIPPED and any((blend_name(b), split) not in seen for b in BLENDS)
+            if (name, split) in seen and not blends_missing:
                 continue
             config = TrainConfig.fine_tuning(len(tune), device="cpu", threads=args.threads, **overrides)
             with tempfile.TemporaryDirectory() as folder:
@@ -102,9 +116,31 @@ def main() -> int:
                 started = time.perf_counter()
                 train(tune, out, config)
                 minutes = (time.perf_counter() - started) / 60
-                record({"recipe": name, "split": split, "overrides": overrides, "minutes": round(minutes, 2),
-                        "tuned_on": [s.name for s in tune], **score(out, held)})
+                row = {"split": split, "overrides": overrides, "minutes": round(minutes, 2),
+                       "tuned_on": [s.name for s in tune]}
+                scores = score(out, held)
+                if (name, split) not in seen:
+                    record({"recipe": name, **row, **scores})
+                else:  # a rerun for the blends: recorded beside, to show the run repeats
+                    print(json.dumps({"rerun of": name, **row, **scores}), flush=True)
+                if blends_missing:
+                    for keep_start in BLENDS:
+                        if (blend_name(keep_start), split) not in seen:
+                            record({"recipe": blend_name(keep_start), **row, "overrides": {"keep_start": keep_start},
+                                    **score(blend_file(out, keep_start), held)})
     return 0
+
+
+def blend_file(tuned: Path, keep_start: float) -> Path:
+    """The weights that fine-tuning with ``keep_start`` writes, from the run that wrote ``tuned``."""
+    from napari_attunet import load_model
+    from napari_attunet.training import blended
+    from napari_attunet.weights import save_weights
+
+    start = load_model(None, device="cpu").state_dict()
+    out = tuned.with_name(f"blend_{keep_start}.safetensors")
+    save_weights(blended(load_model(tuned, device="cpu"), start, keep_start), out)
+    return out
 
 
 if __name__ == "__main__":
