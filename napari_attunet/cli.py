@@ -91,6 +91,12 @@ def _add_train(subparsers) -> None:
     p.add_argument("--init", default=None,
                    help="start from weights: 'default' (the shipped ones) or a file; omitted: random")
     p.add_argument("--freeze-encoder", action="store_true")
+    p.add_argument("--keep-start", type=float, default=None,
+                   help="with --init: share of the starting network kept in the saved one, 0 to <1 (blending "
+                        f"its weights with the tuned ones; default {TrainConfig.fine_tuning(1).keep_start})")
+    p.add_argument("--cup-distillation", type=float, default=None,
+                   help="with --init: weight of a loss that keeps the cup output close to the starting "
+                        f"network's (default {TrainConfig.fine_tuning(1).cup_distillation})")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--resume", action="store_true",
@@ -179,7 +185,8 @@ def _train(args, argv) -> int:
     description = f"{args.data.name}: {len(samples)} images" + (" (Drishti-GS1 training split, soft maps >= 128)"
                                                                if is_drishti(args.data) else "")
     chosen = {name: value for name, value in (("epochs", args.epochs), ("learning_rate", args.lr),
-                                               ("val_fraction", args.val_fraction)) if value is not None}
+                                               ("val_fraction", args.val_fraction), ("keep_start", args.keep_start),
+                                               ("cup_distillation", args.cup_distillation)) if value is not None}
     recipe = TrainConfig.fine_tuning(len(samples), batch_size=args.batch_size) if args.init else TrainConfig()
     config = TrainConfig(
         epochs=chosen.get("epochs", recipe.epochs), batch_size=args.batch_size,
@@ -189,6 +196,8 @@ def _train(args, argv) -> int:
         base_channels=args.base_channels,
         depth=args.depth, norm=args.norm, attention=not args.no_attention, augment=not args.no_augment,
         init_weights=args.init, freeze_encoder=args.freeze_encoder, device=args.device, threads=args.threads,
+        keep_start=chosen.get("keep_start", recipe.keep_start),
+        cup_distillation=chosen.get("cup_distillation", recipe.cup_distillation),
         data_description=description, command="napari-attunet train " + shlex.join(argv[1:]),
     )
     from .distributed import environment_group, stop

@@ -96,14 +96,16 @@ class TrainConfig:
         """The recipe for adapting trained weights to a user's camera from ``images`` annotated photos.
 
         A fixed budget of :data:`FINE_TUNE_STEPS` optimisation steps (so that the time does not grow
-        with the number of images), a lower learning rate than training from scratch, and, below
-        :data:`MIN_VALIDATION_IMAGES` images, no validation split: the best epoch chosen on one or
-        two held-out photos is mostly chance, while the last network of a cosine schedule is stable.
+        with the number of images), a lower learning rate than training from scratch, below
+        :data:`MIN_VALIDATION_IMAGES` images no validation split (the best epoch chosen on one or
+        two held-out photos is mostly chance, while the last network of a cosine schedule is stable),
+        and the saved network blended half and half with the starting one (``keep_start``), which
+        keeps more of the cup the starting network learnt from many photos (docs/adapting.md).
         ``settings`` override any field.
         """
         steps_per_epoch = max(1, math.ceil(images / settings.get("batch_size", cls.batch_size)))
         recipe = {"epochs": max(1, math.ceil(FINE_TUNE_STEPS / steps_per_epoch)), "learning_rate": 3e-4,
-                  "warmup_epochs": 1, "init_weights": "default",
+                  "warmup_epochs": 1, "init_weights": "default", "keep_start": 0.5,
                   "val_fraction": 0.1 if images >= MIN_VALIDATION_IMAGES else 0.0}
         return cls(**{**recipe, **settings})
 

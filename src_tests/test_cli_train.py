@@ -30,6 +30,20 @@ def test_fine_tuning_from_trained_weights_uses_the_recipe(tmp_path, annotated):
     assert config["epochs"] == 1  # what the user chose wins
     assert config["learning_rate"] == recipe.learning_rate < TrainConfig().learning_rate
     assert config["val_fraction"] == 0.0  # three photos: no validation split, the last network is kept
+    assert (config["keep_start"], config["cup_distillation"]) == (recipe.keep_start, recipe.cup_distillation)
+
+
+def test_anchors_to_the_starting_network_can_be_chosen_and_need_one(tmp_path, annotated, capsys):
+    out = tmp_path / "adapted.safetensors"
+    assert main(["train", "--data", str(annotated), "--out", str(out), "--init", "default", "--epochs", "1",
+                 "--input-size", "64", "--threads", "1", "--keep-start", "0.3", "--cup-distillation", "2"]) == 0
+    config = read_metadata(out)["training"]["config"]
+    assert (config["keep_start"], config["cup_distillation"]) == (0.3, 2.0)
+    scratch = tmp_path / "scratch.safetensors"
+    assert main(["train", "--data", str(annotated), "--out", str(scratch), "--epochs", "1", "--input-size", "64",
+                 "--keep-start", "0.3"]) != 0
+    assert "starting network" in capsys.readouterr().err
+    assert not scratch.exists()
 
 
 def test_training_from_scratch_keeps_its_own_defaults(tmp_path, annotated):

@@ -110,5 +110,48 @@ def test_fine_tuning_recipe_has_a_fixed_step_budget_and_validates_only_with_enou
     assert FINE_TUNE_STEPS <= config.epochs * steps_per_epoch < FINE_TUNE_STEPS + steps_per_epoch
     assert config.learning_rate < TrainConfig().learning_rate
     assert config.init_weights == "default"
+    assert 0 < config.keep_start < 1  # blended with the starting network
     assert (config.val_fraction > 0) == (images >= MIN_VALIDATION_IMAGES)
     assert TrainConfig.fine_tuning(images, epochs=3).epochs == 3
+
+
+def test_blending_with_the_start_saves_that_mix_of_the_start_and_the_tuned_network(tmp_path, samples):
+    base = tmp_path / "base.safetensors"
+    train(samples, base, tiny_config(epochs=1))
+    plain, mixed = tmp_path / "plain.safetensors", tmp_path / "mixed.safetensors"
+    train(samples, plain, tiny_config(epochs=2, init_weights=str(base)))
+    train(samples, mixed, tiny_config(epochs=2, init_weights=str(base), keep_start=0.25))
+    start, tuned = load_model(base, device="cpu").state_dict(), load_model(plain, device="cpu").state_dict()
+    saved = load_model(mixed, device="cpu").state_dict()
+    for name, value in saved.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, 0.25 * start[name] + 0.75 * tuned[name], msg=name)
+    assert not torch.equal(saved["head.weight"], tuned["head.weight"])
+    assert read_metadata(mixed)["training"]["config"]["keep_start"] == 0.25
+
+
+def test_cup_distillation_keeps_the_cup_output_closer_to_the_starting_network(tmp_path, samples):
+    base = tmp_path / "base.safetensors"
+    train(samples, base, tiny_config(epochs=1))
+    outputs = {}
+    for weight in (0.0, 20.0):
+        out = tmp_path / f"tuned_{weight}.safetensors"
+        train(samples, out, tiny_config(epochs=4, init_weights=str(base), cup_distillation=weight))
+        outputs[weight] = out
+    photo = torch.from_numpy(samples[0].image).permute(2, 0, 1)[None].float() / 255
+    x = torch.nn.functional.interpolate(photo, size=(64, 64))
+
+    def cup(path):
+        with torch.no_grad():
+            return torch.sigmoid(load_model(path, device="cpu")(x).logits[:, 1])
+
+    start = cup(base)
+    assert (cup(outputs[20.0]) - start).abs().mean() < (cup(outputs[0.0]) - start).abs().mean()
+
+
+def test_anchors_to_the_start_need_a_starting_network_and_sensible_weights(tmp_path, samples):
+    for bad, message in (({"keep_start": 0.5}, "starting network"), ({"cup_distillation": 1.0}, "starting network"),
+                         ({"keep_start": 1.0, "init_weights": "default"}, "keep_start"),
+                         ({"cup_distillation": -1.0, "init_weights": "default"}, "cup_distillation")):
+        with pytest.raises(ValueError, match=message):
+            train(samples, tmp_path / "x.safetensors", tiny_config(**bad))

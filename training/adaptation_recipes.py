@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 from _study import DRISHTI, REPO
-from adaptation_study import new_camera, score
+from adaptation_study import blend_file, new_camera, score
 
 SHIPPED = "shipped: all layers, lr 3e-4"
 RECIPES = {
@@ -130,17 +130,6 @@ def main() -> int:
                                     **score(blend_file(out, keep_start), held)})
     return 0
 
-
-def blend_file(tuned: Path, keep_start: float) -> Path:
-    """The weights that fine-tuning with ``keep_start`` writes, from the run that wrote ``tuned``."""
-    from napari_attunet import load_model
-    from napari_attunet.training import blended
-    from napari_attunet.weights import save_weights
-
-    start = load_model(None, device="cpu").state_dict()
-    out = tuned.with_name(f"blend_{keep_start}.safetensors")
-    save_weights(blended(load_model(tuned, device="cpu"), start, keep_start), out)
-    return out
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ Draw 0 takes the first N pool photos by name, later draws a random N (seeded), s
 shows how much it depends on which photos were annotated.  Then the cup threshold is calibrated
 (``napari-attunet calibrate --apply``'s rule) on the pool photos that were not fine-tuned on, as
 the guide advises, and the calibrated weights are scored too: annotate, fine-tune, calibrate.
+Each row also records every evaluation photo's scores and, under ``change``, the mean change per
+photo from the weights as they are, with a 95% bootstrap interval (photos resampled): with 26
+photos, whether a change is larger than chance.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -78,14 +81,53 @@ def calibrated(weights: Path, samples) -> tuple[Path, float]:
     return out, float(report["cup_threshold"])
 
 
-def score(weights, samples) -> dict:
+PAIRED_KEYS = ("dice_od", "dice_oc", "vcdr_abs_error")
+
+
+def score(weights, samples, per_image: bool = False) -> dict:
+    """Mean scores of ``weights`` on ``samples`` (and, asked, each photo's under ``per_image``)."""
     from napari_attunet import load_model
     from napari_attunet.evaluation import score_sample, summarise
     from napari_attunet.inference import Segmenter
 
     segmenter = Segmenter(load_model(weights, device="cpu"), torch.device("cpu"))
-    summary = summarise([score_sample(segmenter, s) for s in samples])
-    return {key: summary[key] for key in ("dice_od", "dice_oc", "vcdr_abs_error", "discs_not_found")}
+    rows = [score_sample(segmenter, s) for s in samples]
+    summary = summarise(rows)
+    scores = {key: summary[key] for key in (*PAIRED_KEYS, "discs_not_found")}
+    if per_image:
+        scores["per_image"] = {key: [float(np.nan_to_num(r[key])) for r in rows] for key in PAIRED_KEYS}
+    return scores
+
+
+def paired_change(after: dict, before: dict, rounds: int = 2000, seed: int = 0) -> dict:
+    """Mean per-photo change from ``before`` to ``after`` with a 95% bootstrap interval (photos resampled)."""
+    rng = np.random.default_rng(seed)
+    count = len(before["per_image"]["dice_od"])
+    picks = rng.integers(0, count, size=(rounds, count))
+    change = {}
+    for key in PAIRED_KEYS:
+        difference = np.asarray(after["per_image"][key]) - np.asarray(before["per_image"][key])
+        low, high = np.percentile(difference[picks].mean(axis=1), [2.5, 97.5])
+        change[key] = [round(float(difference.mean()), 4), round(float(low), 4), round(float(high), 4)]
+    return change
+
+
+def blend_file(tuned: Path, keep_start: float, start_weights: Path | None = None) -> Path:
+    """The weights fine-tuning with ``keep_start`` writes, from those of the same run without blending
+    (blending changes only what is saved, not the training)."""
+    from napari_attunet import load_model
+    from napari_attunet.training import blended
+    from napari_attunet.weights import save_weights
+
+    if not keep_start:
+        return tuned
+    start = load_model(start_weights, device="cpu").state_dict()
+    out = tuned.with_name(f"{tuned.stem}_keep_start_{keep_start}.safetensors")
+    model = blended(load_model(tuned, device="cpu"), start, keep_start)
+    training = model.weights_info.metadata["training"]
+    model.weights_info.metadata["training"] = {**training, "config": {**training["config"], "keep_start": keep_start}}
+    save_weights(model, out)
+    return out
 
 
 def mean_row(rows: list[dict], key: str) -> float:
@@ -134,6 +176,22 @@ def chosen(pool: list, count: int, draw: int) -> list:
     return [pool[i] for i in sorted(order[:count])]
 
 
+RECIPE_KEYS = ("learning_rate", "freeze_encoder", "batch_size", "weight_decay", "warmup_epochs", "keep_start",
+               "cup_distillation")
+
+
+def write_record(args, init: str, pool: list, evaluation: list, rows: list[dict]) -> None:
+    from napari_attunet.training import TrainConfig
+
+    recipe = {key: value for key, value in asdict(TrainConfig.fine_tuning(max(args.counts))).items()
+              if key in RECIPE_KEYS}
+    record = {"weights": init, "camera": args.camera, "recipe": recipe, "pool": [s.name for s in pool],
+              "evaluation": [s.name for s in evaluation], "rows": rows}
+    temporary = args.out.with_suffix(".tmp")
+    temporary.write_text(json.dumps(record, indent=1) + "\n")
+    temporary.replace(args.out)
+
+
 def main() -> int:
     from napari_attunet.datasets import load_drishti
     from napari_attunet.training import TrainConfig, train
@@ -156,7 +214,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     samples = [CAMERAS[args.camera](s) for s in sorted(load_drishti(args.data, "test"), key=lambda s: s.name)]
     pool, evaluation = samples[:25], samples[25:]
-    rows = [{"images": 0, "draw": 0, "minutes": 0.0, **score(args.weights, evaluation)}]
+    rows = [{"images": 0, "draw": 0, "minutes": 0.0, **score(args.weights, evaluation, per_image=True)}]
     print(json.dumps(rows[-1]), flush=True)
     init = "default" if args.weights is None else str(args.weights)
     with tempfile.TemporaryDirectory() as folder:
@@ -164,25 +222,30 @@ def main() -> int:
             for count in args.counts:
                 tuned = chosen(pool, count, draw)
                 others = [s for s in pool if s.name not in {t.name for t in tuned}]
-                out = Path(folder) / f"adapted_{count}_{draw}.safetensors"
+                unblended = Path(folder) / f"adapted_{count}_{draw}_unblended.safetensors"
                 config = TrainConfig.fine_tuning(count, init_weights=init, device="cpu", threads=args.threads)
+                # Trained unblended, then blended as training with keep_start would save it: both are scored.
                 started = time.perf_counter()
-                train(tuned, out, config)
+                train(tuned, unblended, replace(config, keep_start=0.0))
+                out = blend_file(unblended, config.keep_start, args.weights)
                 minutes = (time.perf_counter() - started) / 60
                 row = {"images": count, "draw": draw, "tuned_on": [s.name for s in tuned],
-                       "minutes": round(minutes, 2), "epochs": config.epochs, **score(out, evaluation)}
+                       "minutes": round(minutes, 2), "epochs": config.epochs,
+                       **score(out, evaluation, per_image=True)}
+                row["change"] = paired_change(row, rows[0])
+                if config.keep_start:
+                    row["unblended"] = score(unblended, evaluation, per_image=True)
+                    row["unblended"]["change"] = paired_change(row["unblended"], rows[0])
                 if others:
                     calibrated_weights, cup_threshold = calibrated(out, others)
                     row["calibrated"] = {"on": len(others), "cup_threshold": cup_threshold,
                                          **score(calibrated_weights, evaluation)}
                 rows.append(row)
-                print(json.dumps(rows[-1]), flush=True)
-                out.unlink()
-    recipe = {key: value for key, value in asdict(TrainConfig.fine_tuning(max(args.counts))).items()
-              if key in ("learning_rate", "freeze_encoder", "batch_size", "weight_decay", "warmup_epochs")}
-    record = {"weights": init, "camera": args.camera, "recipe": recipe, "pool": [s.name for s in pool],
-              "evaluation": [s.name for s in evaluation], "rows": rows}
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
+                print(json.dumps({k: v for k, v in row.items() if k not in ("per_image", "unblended")}), flush=True)
+                write_record(args, init, pool, evaluation, rows)  # so far: an interrupted run keeps its rows
+                for path in {out, unblended}:
+                    path.unlink()
+    write_record(args, init, pool, evaluation, rows)
     plot(rows, args.plot, args.camera)
     return 0
 

@@ -102,11 +102,18 @@ class FinetuneWidget(JobWidget):
                                          step=0.05, tooltip=f"0 keeps the last network (the recipe below "
                                                             f"{MIN_VALIDATION_IMAGES} photos)")
         self.freeze_encoder = CheckBox(text="freeze the encoder", value=False)
+        self.keep_start = FloatSpinBox(label="keep of the start", value=recipe.keep_start, min=0.0, max=0.95,
+                                       step=0.05, tooltip="share of the starting network's weights blended into "
+                                                          "the saved network (docs/adapting.md)")
+        self.cup_distillation = FloatSpinBox(label="cup distillation", value=recipe.cup_distillation, min=0.0,
+                                             max=100.0, step=0.1,
+                                             tooltip="weight of a loss keeping the cup output close to the "
+                                                     "starting network's")
         self.device = ComboBox(label="device", choices=device_choices(), value="auto")
         self.input_size = ComboBox(label="input size", choices=[64, 128, 192, 256, 320, 384, 512], value=256)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self._advanced_widgets = [self.batch_size, self.augment, self.val_fraction, self.freeze_encoder,
-                                  self.device, self.input_size, self.seed]
+                                  self.keep_start, self.cup_distillation, self.device, self.input_size, self.seed]
         self.train_button = self.run_button
         self.use_button = PushButton(text="Use in Segment widget", enabled=False,
                                      tooltip="hand the trained weights to the segment widget")
@@ -230,6 +237,8 @@ class FinetuneWidget(JobWidget):
             input_size=int(self.input_size.value),
             augment=bool(self.augment.value),
             freeze_encoder=bool(self.freeze_encoder.value),
+            keep_start=float(self.keep_start.value),
+            cup_distillation=float(self.cup_distillation.value),
             init_weights=init,
             device=str(self.device.value),
             data_description=data_description,
