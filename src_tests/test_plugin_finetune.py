@@ -48,6 +48,7 @@ def dock(viewer):
 def test_two_epoch_finetune_from_layers_then_segment_with_it(viewer, qtbot, tmp_path, messages):
     from napari_attunet import load_model
     from napari_attunet._widgets._session import DEFAULT_WEIGHTS
+    from napari_attunet.training import TrainConfig
 
     layers = [add_pair(viewer, "left"), add_pair(viewer, "right", flip=True)]
     viewer.add_image(np.ones((64, 64)), name="unlabelled")
@@ -70,6 +71,9 @@ def test_two_epoch_finetune_from_layers_then_segment_with_it(viewer, qtbot, tmp_
     assert changed, "fine-tuning did not change any weight"
     training = tuned.weights_info.metadata["training"]
     assert training["epochs_trained"] == 2 and training["config"]["init_weights"] == "default"
+    recipe = TrainConfig.fine_tuning(2)  # the widget's defaults are the fine-tuning recipe's
+    assert training["config"]["keep_start"] == recipe.keep_start > 0
+    assert training["config"]["cup_distillation"] == recipe.cup_distillation
     assert "left" in training["data"] and "right" in training["data"]
     assert sorted(training["train_images"]) == ["left", "right"]
     assert tuned.weights_info.metadata["fine_tuned_from"]["sha256"] == default.weights_info.sha256

@@ -1,6 +1,7 @@
 """Choosing the fine-tuning recipe on the adaptation photos alone: a comparison of recipes.
 
-    python training/adaptation_recipes.py [--out training/adaptation_recipes.json] [--threads 2]
+    python training/adaptation_recipes.py [--camera mild|dim] [--recipes NAME ...] [--out FILE.json]
+                                          [--threads 2] [--summary]
 
 A user who adapts the weights to a new camera has only their own annotated photos, so the recipe
 is chosen the way they could choose it: on the adaptation pool of the simulated camera of
@@ -17,6 +18,12 @@ run continues where it stopped.  The rule that picks the recipe, fixed before th
 highest mean OC Dice over the two splits, among recipes whose mean OD Dice is at most
 ``OD_TOLERANCE`` below the best recipe's (the disc is read well already; the cup is what fine-tuning
 has to improve).  ``--summary`` prints the table and the pick from the JSON file.
+
+``--camera dim`` runs the comparison on the pool of the study's "dim" camera (default output
+``training/adaptation_recipes_dim.json``), a camera the default weights read less well;
+``--recipes`` limits a run to some recipes (the shipped one brings its blends).  With both
+files present, ``--summary`` also prints the means over the two cameras and the rule's pick
+among the recipes run on both.
 """
 
 from __future__ import annotations
@@ -30,15 +37,16 @@ from pathlib import Path
 
 import torch
 from _study import DRISHTI, REPO
-from adaptation_study import blend_file, new_camera, score
+from adaptation_study import CAMERAS, blend_file, score
 
 SHIPPED = "shipped: all layers, lr 3e-4"
+UNBLENDED = {"keep_start": 0.0}  # every recipe is trained and scored as the network it ends with
 RECIPES = {
-    SHIPPED: {},
-    "all layers, lr 1e-4": {"learning_rate": 1e-4},
-    "encoder frozen, lr 3e-4": {"freeze_encoder": True},
-    "encoder frozen, lr 1e-3": {"freeze_encoder": True, "learning_rate": 1e-3},
-    "cup distillation 1.0": {"cup_distillation": 1.0},
+    SHIPPED: UNBLENDED,
+    "all layers, lr 1e-4": {**UNBLENDED, "learning_rate": 1e-4},
+    "encoder frozen, lr 3e-4": {**UNBLENDED, "freeze_encoder": True},
+    "encoder frozen, lr 1e-3": {**UNBLENDED, "freeze_encoder": True, "learning_rate": 1e-3},
+    "cup distillation 1.0": {**UNBLENDED, "cup_distillation": 1.0},
 }
 BLENDS = (0.25, 0.5, 0.75)
 """``keep_start`` values scored from the shipped recipe's run."""
@@ -60,10 +68,41 @@ def summarise(rows: list[dict]) -> tuple[list[dict], str]:
         table.append({"recipe": name, "splits": len(runs),
                       **{key: round(sum(r[key] for r in runs) / len(runs), 4)
                          for key in ("dice_od", "dice_oc", "vcdr_abs_error", "minutes")}})
+    return table, pick_by_rule(table)
+
+
+def pick_by_rule(table: list[dict]) -> str:
+    """The highest OC Dice among recipes within ``OD_TOLERANCE`` OD Dice of the best (no fine-tuning excluded)."""
     candidates = [t for t in table if t["recipe"] != "no fine-tuning"]
     best_od = max(t["dice_od"] for t in candidates)
-    pick = max((t for t in candidates if t["dice_od"] >= best_od - OD_TOLERANCE), key=lambda t: t["dice_oc"])
-    return table, pick["recipe"]
+    return max((t for t in candidates if t["dice_od"] >= best_od - OD_TOLERANCE), key=lambda t: t["dice_oc"])["recipe"]
+
+
+def results_file(camera: str) -> Path:
+    return REPO / "training" / ("adaptation_recipes.json" if camera == "mild" else f"adaptation_recipes_{camera}.json")
+
+
+def print_table(table: list[dict], pick: str) -> None:
+    print("| recipe | splits | OD Dice | OC Dice | vCDR MAE | minutes |\n|---|---|---|---|---|---|")
+    for t in table:
+        print(f"| {t['recipe']} | {t['splits']} | {t['dice_od']:.3f} | {t['dice_oc']:.3f} | "
+              f"{t['vcdr_abs_error']:.3f} | {t['minutes']:.1f} |")
+    print(f"picked by the rule: {pick}\n")
+
+
+def print_summary(path: Path) -> None:
+    """The table and the pick of ``path``; with both cameras' files, their means and the pick on them."""
+    rows = json.loads(path.read_text())["rows"]
+    print_table(*summarise(rows))
+    files = [results_file(camera) for camera in sorted(CAMERAS)]
+    if all(f.exists() for f in files):
+        tables = [{t["recipe"]: t for t in summarise(json.loads(f.read_text())["rows"])[0]} for f in files]
+        both = [name for name in tables[0] if all(name in t for t in tables)]
+        means = [{"recipe": name, "splits": sum(t[name]["splits"] for t in tables),
+                  **{key: sum(t[name][key] for t in tables) / len(tables)
+                     for key in ("dice_od", "dice_oc", "vcdr_abs_error", "minutes")}} for name in both]
+        print("means over the cameras " + ", ".join(sorted(CAMERAS)) + ":")
+        print_table(means, pick_by_rule(means))
 
 
 def splits(pool):
@@ -78,20 +117,19 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DRISHTI)
-    parser.add_argument("--out", type=Path, default=REPO / "training" / "adaptation_recipes.json")
+    parser.add_argument("--camera", choices=sorted(CAMERAS), default="mild")
+    parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=None, help="default: all")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: training/adaptation_recipes.json (mild), adaptation_recipes_dim.json (dim)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--summary", action="store_true", help="print the table and the pick; run nothing")
     args = parser.parse_args()
+    args.out = args.out or results_file(args.camera)
     if args.summary:
-        table, pick = summarise(json.loads(args.out.read_text())["rows"])
-        print("| recipe | splits | OD Dice | OC Dice | vCDR MAE | minutes |\n|---|---|---|---|---|---|")
-        for t in table:
-            print(f"| {t['recipe']} | {t['splits']} | {t['dice_od']:.3f} | {t['dice_oc']:.3f} | "
-                  f"{t['vcdr_abs_error']:.3f} | {t['minutes']:.1f} |")
-        print(f"picked by the rule: {pick}")
+        print_summary(args.out)
         return 0
     torch.set_num_threads(args.threads)
-    samples = [new_camera(s) for s in sorted(load_drishti(args.data, "test"), key=lambda s: s.name)]
+    samples = [CAMERAS[args.camera](s) for s in sorted(load_drishti(args.data, "test"), key=lambda s: s.name)]
     pool = samples[:25]  # the adaptation pool of adaptation_study.py; its evaluation photos are not used
     done = json.loads(args.out.read_text()) if args.out.exists() else {"train_count": TRAIN_COUNT, "rows": []}
     seen = {(r["recipe"], r["split"]) for r in done["rows"]}
@@ -107,6 +145,8 @@ def main() -> int:
         if ("no fine-tuning", split) not in seen:
             record({"recipe": "no fine-tuning", "split": split, "minutes": 0.0, **score(None, held)})
         for name, overrides in RECIPES.items():
+            if args.recipes is not None and name not in args.recipes:
+                continue
             blends_missing = name == SHIPPED and any((blend_name(b), split) not in seen for b in BLENDS)
             if (name, split) in seen and not blends_missing:
                 continue

@@ -1,7 +1,7 @@
 """Adapting the weights to a new camera from a few annotated photos: Dice against images and minutes.
 
     python training/adaptation_study.py [--camera mild|dim] [--weights FILE] [--counts 5 10 20] [--draws 2]
-                                        [--out FILE.json] [--plot FILE.png] [--threads 2]
+                                        [--out FILE.json] [--plot FILE.png] [--threads 2] [--replot]
 
 The "new camera" is built from the 51 Drishti-GS1 test images (never used to train the shipped
 weights).  ``mild``: each is cut to a square of 1.5 disc diameters around its disc, resized to
@@ -18,7 +18,9 @@ shows how much it depends on which photos were annotated.  Then the cup threshol
 the guide advises, and the calibrated weights are scored too: annotate, fine-tune, calibrate.
 Each row also records every evaluation photo's scores and, under ``change``, the mean change per
 photo from the weights as they are, with a 95% bootstrap interval (photos resampled): with 26
-photos, whether a change is larger than chance.
+photos, whether a change is larger than chance.  The recipe blends the saved network with the
+starting one (``keep_start``); each run trains without blending, blends the result as training
+would save it, and scores both (the unblended network under ``unblended``).
 """
 
 from __future__ import annotations
@@ -149,10 +151,11 @@ def plot(rows: list[dict], path: Path, camera: str = "mild") -> None:
                 label=f"{label} (mean of the draws)")
         for n in counts:
             ax.scatter([n] * len(by_count[n]), [r[key] for r in by_count[n]], s=12, color=colour, alpha=0.5)
-    calibrated = [n for n in counts if all("calibrated" in r for r in by_count[n])]
-    if calibrated:
-        ax.plot(calibrated, [float(np.mean([r["calibrated"]["dice_oc"] for r in by_count[n]])) for n in calibrated],
-                "s--", color="darkgoldenrod", label="optic cup, threshold calibrated on the other pool photos")
+    unblended = [n for n in counts if all("unblended" in r for r in by_count[n])]
+    for key, colour, label in (("dice_od", "tab:red", "optic disc"), ("dice_oc", "goldenrod", "optic cup")):
+        if unblended:
+            ax.plot(unblended, [float(np.mean([r["unblended"][key] for r in by_count[n]])) for n in unblended],
+                    ":", color=colour, label=f"{label}, tuned network not blended with the start")
     for n in counts[1:]:
         minutes = mean_row(by_count[n], "minutes")
         ax.annotate(f"{minutes:.1f} min", (n, mean_row(by_count[n], "dice_od")), textcoords="offset points",
@@ -166,6 +169,11 @@ def plot(rows: list[dict], path: Path, camera: str = "mild") -> None:
     ax.set_title(f"Fine-tuning on the simulated '{camera}' camera (2 CPU cores; dots: draws)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
+
+
+def replot(path: Path, plot_path: Path) -> None:
+    record = json.loads(path.read_text())
+    plot(record["rows"], plot_path, record["camera"])
 
 
 def chosen(pool: list, count: int, draw: int) -> list:
@@ -207,10 +215,14 @@ def main() -> int:
     parser.add_argument("--plot", type=Path, default=None,
                         help="default: docs/images/adaptation.png (mild), adaptation_dim.png (dim)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--replot", action="store_true", help="draw the plot from the JSON file; run nothing")
     args = parser.parse_args()
     suffix = "" if args.camera == "mild" else f"_{args.camera}"
     args.out = args.out or REPO / "training" / f"adaptation_study{suffix}.json"
     args.plot = args.plot or REPO / "docs" / "images" / f"adaptation{suffix}.png"
+    if args.replot:
+        replot(args.out, args.plot)
+        return 0
     torch.set_num_threads(args.threads)
     samples = [CAMERAS[args.camera](s) for s in sorted(load_drishti(args.data, "test"), key=lambda s: s.name)]
     pool, evaluation = samples[:25], samples[25:]

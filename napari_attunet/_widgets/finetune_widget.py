@@ -102,7 +102,7 @@ class FinetuneWidget(JobWidget):
                                          step=0.05, tooltip=f"0 keeps the last network (the recipe below "
                                                             f"{MIN_VALIDATION_IMAGES} photos)")
         self.freeze_encoder = CheckBox(text="freeze the encoder", value=False)
-        self.keep_start = FloatSpinBox(label="keep of the start", value=recipe.keep_start, min=0.0, max=0.95,
+        self.keep_start = FloatSpinBox(label="blend with start", value=recipe.keep_start, min=0.0, max=0.95,
                                        step=0.05, tooltip="share of the starting network's weights blended into "
                                                           "the saved network (docs/adapting.md)")
         self.cup_distillation = FloatSpinBox(label="cup distillation", value=recipe.cup_distillation, min=0.0,
