@@ -1,4 +1,4 @@
-"""``napari-attunet`` command line: segment, train, evaluate."""
+"""``napari-attunet`` command line: segment, train, evaluate, calibrate, blend."""
 
 from __future__ import annotations
 
@@ -135,6 +135,20 @@ def _add_calibrate(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None)
 
 
+def _add_blend(subparsers) -> None:
+    p = subparsers.add_parser(
+        "blend", help="blend fine-tuned weights with the weights they started from",
+        description="Writes keep_start * start + (1 - keep_start) * tuned (docs/adapting.md): part of what the "
+                    "starting network learnt from many photos, part of your camera. Takes seconds; compare "
+                    "the candidates with evaluate on held-out photos.")
+    p.add_argument("tuned", type=Path, help="fine-tuned weights file (.safetensors)")
+    p.add_argument("--keep-start", type=float, required=True, help="share of the starting network, 0 to <1")
+    p.add_argument("--out", required=True, type=Path, help="weights file to write (.safetensors)")
+    p.add_argument("--start", default="default",
+                   help="the weights the tuned file started from: 'default' (the shipped ones) or a file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-attunet",
@@ -146,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(subparsers)
     _add_evaluate(subparsers)
     _add_calibrate(subparsers)
+    _add_blend(subparsers)
     return parser
 
 
@@ -163,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "calibrate":
             return _calibrate(args)
+        if args.command == "blend":
+            return _blend(args)
     except (ValueError, OSError) as error:
         print(f"napari-attunet: error: {error}", file=sys.stderr)
         return 2
@@ -170,6 +187,15 @@ def main(argv: list[str] | None = None) -> int:
         print("napari-attunet: interrupted", file=sys.stderr)
         return 130
     return 2
+
+
+def _blend(args) -> int:
+    from .blending import blend_files
+
+    start = None if args.start == "default" else Path(args.start)
+    out = blend_files(args.tuned, args.keep_start, args.out, start=start, overwrite=args.overwrite)
+    print(f"wrote {out} (keep_start {args.keep_start} of {args.start}; thresholds 0.5, not calibrated)")
+    return 0
 
 
 def _train(args, argv) -> int:

@@ -33,6 +33,7 @@ from safetensors.torch import save as save_tensors_bytes
 from . import __version__
 from .atomic import atomic_write_bytes, remove_stale_temporaries
 from .augment import sample_view
+from .blending import blended
 from .datasets import Sample
 from .devices import resolve_device
 from .distributed import barrier, check_batches, environment_group, start, wrap
@@ -226,20 +227,6 @@ def _initial_model(config: TrainConfig, device: torch.device) -> AttentionUNet:
     # Keep the preprocessing the base network was trained with.
     config.context = info.metadata.get("preprocessing", {}).get("context", config.context)
     return model
-
-
-def blended(model: AttentionUNet, start: dict[str, torch.Tensor], keep_start: float) -> AttentionUNet:
-    """A copy of ``model`` whose floating-point tensors are ``keep_start * start + (1 - keep_start) * own``.
-
-    Normalisation statistics are blended like the weights; counters stay the tuned network's.
-    """
-    copy = AttentionUNet(**model.config)
-    copy.weights_info.metadata = dict(model.weights_info.metadata)
-    state = {name: (keep_start * start[name].to(tensor.device) + (1 - keep_start) * tensor)
-             if tensor.is_floating_point() and name in start else tensor
-             for name, tensor in model.state_dict().items()}
-    copy.load_state_dict(state)
-    return copy.to(next(model.parameters()).device)
 
 
 def cup_distillation_loss(logits: torch.Tensor, start_logits: torch.Tensor) -> torch.Tensor:

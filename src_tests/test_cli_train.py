@@ -1,6 +1,7 @@
 """`napari-attunet train --init`: adapting trained weights uses the few-shot recipe unless told otherwise."""
 
 import pytest
+import torch
 from conftest import synthetic_fundus
 
 from napari_attunet.cli import main
@@ -52,3 +53,33 @@ def test_training_from_scratch_keeps_its_own_defaults(tmp_path, annotated):
                  "--base-channels", "4", "--depth", "3", "--val-fraction", "0", "--threads", "1"]) == 0
     config = read_metadata(out)["training"]["config"]
     assert config["learning_rate"] == TrainConfig().learning_rate
+
+
+def test_blend_mixes_a_fine_tuned_network_with_its_start_and_refuses_unrelated_ones(tmp_path, annotated, capsys):
+    from napari_attunet import load_model
+
+    tuned = tmp_path / "adapted.safetensors"
+    assert main(["train", "--data", str(annotated), "--out", str(tuned), "--init", "default", "--epochs", "1",
+                 "--input-size", "64", "--threads", "1", "--keep-start", "0"]) == 0
+    blend = tmp_path / "blend.safetensors"
+    assert main(["blend", str(tuned), "--keep-start", "0.5", "--out", str(blend)]) == 0
+    start, own = load_model(device="cpu").state_dict(), load_model(tuned, device="cpu").state_dict()
+    mixed = load_model(blend, device="cpu").state_dict()
+    for name, value in start.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(mixed[name], 0.5 * value + 0.5 * own[name], msg=name)
+    metadata = read_metadata(blend)
+    assert metadata["blended_with_start"]["keep_start"] == 0.5
+    assert "not calibrated" in metadata["thresholds"]["source"]
+
+    assert main(["blend", str(tuned), "--keep-start", "0.5", "--out", str(blend)]) == 2  # exists
+    assert "exists" in capsys.readouterr().err
+    scratch = tmp_path / "scratch.safetensors"
+    assert main(["train", "--data", str(annotated), "--out", str(scratch), "--epochs", "1", "--input-size", "64",
+                 "--val-fraction", "0", "--threads", "1"]) == 0
+    capsys.readouterr()
+    assert main(["blend", str(scratch), "--keep-start", "0.5", "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert "not fine-tuned from" in capsys.readouterr().err
+    assert main(["blend", str(tuned), "--keep-start", "1", "--out", str(tmp_path / "y.safetensors")]) == 2
+    assert "keep_start" in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "y.safetensors").exists()

@@ -118,7 +118,7 @@ def blend_file(tuned: Path, keep_start: float, start_weights: Path | None = None
     """The weights fine-tuning with ``keep_start`` writes, from those of the same run without blending
     (blending changes only what is saved, not the training)."""
     from napari_attunet import load_model
-    from napari_attunet.training import blended
+    from napari_attunet.blending import blended
     from napari_attunet.weights import save_weights
 
     if not keep_start:
