@@ -100,13 +100,13 @@ class TrainConfig:
         with the number of images), a lower learning rate than training from scratch, below
         :data:`MIN_VALIDATION_IMAGES` images no validation split (the best epoch chosen on one or
         two held-out photos is mostly chance, while the last network of a cosine schedule is stable),
-        and the saved network blended half and half with the starting one (``keep_start``), which
-        keeps more of the cup the starting network learnt from many photos (docs/adapting.md).
+        and a quarter of the starting network blended into the saved one (``keep_start``), which
+        keeps the vCDR closer to the starting network's at a small cost to the disc (docs/adapting.md).
         ``settings`` override any field.
         """
         steps_per_epoch = max(1, math.ceil(images / settings.get("batch_size", cls.batch_size)))
         recipe = {"epochs": max(1, math.ceil(FINE_TUNE_STEPS / steps_per_epoch)), "learning_rate": 3e-4,
-                  "warmup_epochs": 1, "init_weights": "default", "keep_start": 0.5,
+                  "warmup_epochs": 1, "init_weights": "default", "keep_start": 0.25,
                   "val_fraction": 0.1 if images >= MIN_VALIDATION_IMAGES else 0.0}
         return cls(**{**recipe, **settings})
 

@@ -20,7 +20,9 @@ Each row also records every evaluation photo's scores and, under ``change``, the
 photo from the weights as they are, with a 95% bootstrap interval (photos resampled): with 26
 photos, whether a change is larger than chance.  The recipe blends the saved network with the
 starting one (``keep_start``); each run trains without blending, blends the result as training
-would save it, and scores both (the unblended network under ``unblended``).
+would save it, and scores both; ``--blends`` adds other values of ``keep_start``, scored from
+the same run, under ``blends`` (files written before it keep the unblended network's scores
+under ``unblended``).
 """
 
 from __future__ import annotations
@@ -136,7 +138,15 @@ def mean_row(rows: list[dict], key: str) -> float:
     return float(np.mean([r[key] for r in rows]))
 
 
-def plot(rows: list[dict], path: Path, camera: str = "mild") -> None:
+def variants(row: dict) -> dict[str, dict]:
+    """The other blends scored in ``row``, by ``keep_start``."""
+    found = dict(row.get("blends", {}))
+    if "unblended" in row:
+        found["0.0"] = row["unblended"]
+    return found
+
+
+def plot(rows: list[dict], path: Path, camera: str = "mild", keep_start: float = 0.0) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,14 +158,14 @@ def plot(rows: list[dict], path: Path, camera: str = "mild") -> None:
     for key, colour, marker, label in (("dice_od", "tab:red", "o", "optic disc"),
                                        ("dice_oc", "goldenrod", "s", "optic cup")):
         ax.plot(counts, [mean_row(by_count[n], key) for n in counts], marker + "-", color=colour,
-                label=f"{label} (mean of the draws)")
+                label=f"{label}, keep_start {keep_start} (the recipe)")
         for n in counts:
             ax.scatter([n] * len(by_count[n]), [r[key] for r in by_count[n]], s=12, color=colour, alpha=0.5)
-    unblended = [n for n in counts if all("unblended" in r for r in by_count[n])]
-    for key, colour, label in (("dice_od", "tab:red", "optic disc"), ("dice_oc", "goldenrod", "optic cup")):
-        if unblended:
-            ax.plot(unblended, [float(np.mean([r["unblended"][key] for r in by_count[n]])) for n in unblended],
-                    ":", color=colour, label=f"{label}, tuned network not blended with the start")
+    for value, style in zip(sorted({v for r in rows for v in variants(r)}), (":", "--", "-.")):
+        shown = [n for n in counts if all(value in variants(r) for r in by_count[n])]
+        for key, colour, label in (("dice_od", "tab:red", "optic disc"), ("dice_oc", "goldenrod", "optic cup")):
+            ax.plot(shown, [float(np.mean([variants(r)[value][key] for r in by_count[n]])) for n in shown],
+                    style, color=colour, label=f"{label}, keep_start {value}")
     for n in counts[1:]:
         minutes = mean_row(by_count[n], "minutes")
         ax.annotate(f"{minutes:.1f} min", (n, mean_row(by_count[n], "dice_od")), textcoords="offset points",
@@ -163,7 +173,7 @@ def plot(rows: list[dict], path: Path, camera: str = "mild") -> None:
     ax.set_xlabel("annotated photos of the new camera used for fine-tuning")
     ax.set_ylabel("Dice on 26 other photos")
     ax.set_xticks(counts)
-    ax.set_ylim(min(0.5, min(r["dice_oc"] for r in rows) - 0.05), 1.0)
+    ax.set_ylim(round(min(r["dice_oc"] for r in rows) - 0.06, 1), 1.0)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(f"Fine-tuning on the simulated '{camera}' camera (2 CPU cores; dots: draws)", fontsize=9)
@@ -173,7 +183,7 @@ def plot(rows: list[dict], path: Path, camera: str = "mild") -> None:
 
 def replot(path: Path, plot_path: Path) -> None:
     record = json.loads(path.read_text())
-    plot(record["rows"], plot_path, record["camera"])
+    plot(record["rows"], plot_path, record["camera"], record["recipe"].get("keep_start", 0.0))
 
 
 def chosen(pool: list, count: int, draw: int) -> list:
@@ -215,6 +225,8 @@ def main() -> int:
     parser.add_argument("--plot", type=Path, default=None,
                         help="default: docs/images/adaptation.png (mild), adaptation_dim.png (dim)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--blends", type=float, nargs="*", default=[0.0, 0.5],
+                        help="other keep_start values scored from each run (default: 0 and 0.5)")
     parser.add_argument("--replot", action="store_true", help="draw the plot from the JSON file; run nothing")
     args = parser.parse_args()
     suffix = "" if args.camera == "mild" else f"_{args.camera}"
@@ -245,20 +257,22 @@ def main() -> int:
                        "minutes": round(minutes, 2), "epochs": config.epochs,
                        **score(out, evaluation, per_image=True)}
                 row["change"] = paired_change(row, rows[0])
-                if config.keep_start:
-                    row["unblended"] = score(unblended, evaluation, per_image=True)
-                    row["unblended"]["change"] = paired_change(row["unblended"], rows[0])
+                row["blends"] = {}
+                for keep_start in sorted(set(args.blends) - {config.keep_start}):
+                    other = blend_file(unblended, keep_start, args.weights)
+                    row["blends"][str(keep_start)] = score(other, evaluation, per_image=True)
+                    row["blends"][str(keep_start)]["change"] = paired_change(row["blends"][str(keep_start)], rows[0])
                 if others:
                     calibrated_weights, cup_threshold = calibrated(out, others)
                     row["calibrated"] = {"on": len(others), "cup_threshold": cup_threshold,
                                          **score(calibrated_weights, evaluation)}
                 rows.append(row)
-                print(json.dumps({k: v for k, v in row.items() if k not in ("per_image", "unblended")}), flush=True)
+                print(json.dumps({k: v for k, v in row.items() if k not in ("per_image", "blends")}), flush=True)
                 write_record(args, init, pool, evaluation, rows)  # so far: an interrupted run keeps its rows
-                for path in {out, unblended}:
+                for path in Path(folder).glob("*.safetensors"):
                     path.unlink()
     write_record(args, init, pool, evaluation, rows)
-    plot(rows, args.plot, args.camera)
+    plot(rows, args.plot, args.camera, TrainConfig.fine_tuning(max(args.counts)).keep_start)
     return 0
 
 
