@@ -1,7 +1,7 @@
 """Adapting the weights to a new camera from a few annotated photos: Dice against images and minutes.
 
     python training/adaptation_study.py [--camera mild|dim] [--weights FILE] [--counts 5 10 20] [--draws 2]
-                                        [--out FILE.json] [--plot FILE.png] [--threads 2] [--replot]
+                                        [--out FILE.json] [--plot FILE.png] [--threads 2] [--replot [--no-minutes]]
 
 The "new camera" is built from the 51 Drishti-GS1 test images (never used to train the shipped
 weights).  ``mild``: each is cut to a square of 1.5 disc diameters around its disc, resized to
@@ -146,7 +146,9 @@ def variants(row: dict) -> dict[str, dict]:
     return found
 
 
-def plot(rows: list[dict], path: Path, camera: str = "mild", keep_start: float = 0.0) -> None:
+def plot(rows: list[dict], path: Path, camera: str = "mild", keep_start: float = 0.0, minutes: bool = True) -> None:
+    """Dice against photos fine-tuned on; ``minutes``: annotate the training minutes (off when the
+    runs shared the cores, so their times are not this machine's)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,11 +156,11 @@ def plot(rows: list[dict], path: Path, camera: str = "mild", keep_start: float =
 
     counts = sorted({r["images"] for r in rows})
     by_count = {n: [r for r in rows if r["images"] == n] for n in counts}
-    fig, ax = plt.subplots(figsize=(5.8, 3.8), dpi=120)
+    fig, ax = plt.subplots(figsize=(5.8, 4.6), dpi=120)
     for key, colour, marker, label in (("dice_od", "tab:red", "o", "optic disc"),
                                        ("dice_oc", "goldenrod", "s", "optic cup")):
         ax.plot(counts, [mean_row(by_count[n], key) for n in counts], marker + "-", color=colour,
-                label=f"{label}, keep_start {keep_start} (the recipe)")
+                label=f"{label}, keep_start {keep_start}")
         for n in counts:
             ax.scatter([n] * len(by_count[n]), [r[key] for r in by_count[n]], s=12, color=colour, alpha=0.5)
     for value, style in zip(sorted({v for r in rows for v in variants(r)}), (":", "--", "-.")):
@@ -166,24 +168,23 @@ def plot(rows: list[dict], path: Path, camera: str = "mild", keep_start: float =
         for key, colour, label in (("dice_od", "tab:red", "optic disc"), ("dice_oc", "goldenrod", "optic cup")):
             ax.plot(shown, [float(np.mean([variants(r)[value][key] for r in by_count[n]])) for n in shown],
                     style, color=colour, label=f"{label}, keep_start {value}")
-    for n in counts[1:]:
-        minutes = mean_row(by_count[n], "minutes")
-        ax.annotate(f"{minutes:.1f} min", (n, mean_row(by_count[n], "dice_od")), textcoords="offset points",
-                    xytext=(0, 6), ha="center", fontsize=8)
+    for n in counts[1:] if minutes else []:
+        ax.annotate(f"{mean_row(by_count[n], 'minutes'):.1f} min", (n, mean_row(by_count[n], "dice_od")),
+                    textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
     ax.set_xlabel("annotated photos of the new camera used for fine-tuning")
     ax.set_ylabel("Dice on 26 other photos")
     ax.set_xticks(counts)
     ax.set_ylim(round(min(r["dice_oc"] for r in rows) - 0.06, 1), 1.0)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=7)
     ax.set_title(f"Fine-tuning on the simulated '{camera}' camera (2 CPU cores; dots: draws)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
 
 
-def replot(path: Path, plot_path: Path) -> None:
+def replot(path: Path, plot_path: Path, minutes: bool = True) -> None:
     record = json.loads(path.read_text())
-    plot(record["rows"], plot_path, record["camera"], record["recipe"].get("keep_start", 0.0))
+    plot(record["rows"], plot_path, record["camera"], record["recipe"].get("keep_start", 0.0), minutes)
 
 
 def chosen(pool: list, count: int, draw: int) -> list:
@@ -228,12 +229,14 @@ def main() -> int:
     parser.add_argument("--blends", type=float, nargs="*", default=[0.0, 0.5],
                         help="other keep_start values scored from each run (default: 0 and 0.5)")
     parser.add_argument("--replot", action="store_true", help="draw the plot from the JSON file; run nothing")
+    parser.add_argument("--no-minutes", action="store_true",
+                        help="with --replot: leave out the minutes (runs that shared the cores)")
     args = parser.parse_args()
     suffix = "" if args.camera == "mild" else f"_{args.camera}"
     args.out = args.out or REPO / "training" / f"adaptation_study{suffix}.json"
     args.plot = args.plot or REPO / "docs" / "images" / f"adaptation{suffix}.png"
     if args.replot:
-        replot(args.out, args.plot)
+        replot(args.out, args.plot, minutes=not args.no_minutes)
         return 0
     torch.set_num_threads(args.threads)
     samples = [CAMERAS[args.camera](s) for s in sorted(load_drishti(args.data, "test"), key=lambda s: s.name)]
