@@ -119,19 +119,12 @@ def paired_change(after: dict, before: dict, rounds: int = 2000, seed: int = 0) 
 def blend_file(tuned: Path, keep_start: float, start_weights: Path | None = None) -> Path:
     """The weights fine-tuning with ``keep_start`` writes, from those of the same run without blending
     (blending changes only what is saved, not the training)."""
-    from napari_attunet import load_model
-    from napari_attunet.blending import blended
-    from napari_attunet.weights import save_weights
+    from napari_attunet.blending import blend_files
 
     if not keep_start:
         return tuned
-    start = load_model(start_weights, device="cpu").state_dict()
     out = tuned.with_name(f"{tuned.stem}_keep_start_{keep_start}.safetensors")
-    model = blended(load_model(tuned, device="cpu"), start, keep_start)
-    training = model.weights_info.metadata["training"]
-    model.weights_info.metadata["training"] = {**training, "config": {**training["config"], "keep_start": keep_start}}
-    save_weights(model, out)
-    return out
+    return blend_files(tuned, keep_start, out, start=start_weights)
 
 
 def mean_row(rows: list[dict], key: str) -> float:
