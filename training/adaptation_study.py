@@ -1,20 +1,25 @@
 """Adapting the weights to a new camera from a few annotated photos: Dice against images and minutes.
 
-    python training/adaptation_study.py [--camera mild|dim] [--cup-experts 1|2|3] [--weights FILE]
-                                        [--counts 5 10 20] [--draws 2] [--out FILE.json] [--plot FILE.png]
-                                        [--threads 2] [--replot [--no-minutes]]
+    python training/adaptation_study.py [--camera mild|dim] [--split matched|name] [--cup-experts 1|2|3]
+                                        [--weights FILE] [--counts 5 10 20] [--draws 2] [--out FILE.json]
+                                        [--plot FILE.png] [--threads 2] [--replot [--no-minutes]]
 
 The "new camera" is built from the 51 Drishti-GS1 test images (never used to train the shipped
 weights).  ``mild``: each is cut to a square of 1.5 disc diameters around its disc, resized to
 400 px, given a colour cast (channel gains 0.8 / 1.05 / 1.3), gamma 1.3 and a slight defocus
 blur, like the disc-centred photos of another clinic.  ``dim``: a tighter crop at 320 px,
 underexposed with a warm cast, defocused and saved as JPEG (see :func:`dim_camera`), a camera the
-default weights read less well.  The first 25 (by name) are the adaptation pool, the other
-26 the evaluation set.  For each count N and each draw, N pool photos fine-tune the weights with
+default weights read less well.  25 photos are the adaptation pool, the other 26 the evaluation
+set.  ``--split matched`` (the default) makes the two alike in cup size: the photos sorted by the
+experts' mean vCDR go in turn to the evaluation set and the pool.  ``--split name`` (the files
+written before it) takes the first 25 by name, nearly all glaucomatous eyes with large cups
+(mean expert vCDR 0.78, one of 25 below 0.65), against 0.68 and 10 of 26 in the evaluation set.
+For each count N and each draw, N pool photos fine-tune the weights with
 the recipe that `napari-attunet train --init` uses by default (``TrainConfig.fine_tuning``), timed
 on this machine, and the result is scored on the evaluation set (N = 0: the weights as they are).
-Draw 0 takes the first N pool photos by name, later draws a random N (seeded), so that the curve
-shows how much it depends on which photos were annotated.  Then the cup threshold is calibrated
+Draw 0 takes N pool photos spread evenly over the pool's range of cup sizes (with ``--split name``:
+the first N by name), later draws a random N (seeded), so that the curve shows how much it
+depends on which photos were annotated.  Then the cup threshold is calibrated
 (``napari-attunet calibrate --apply``'s rule) on the pool photos that were not fine-tuned on, as
 the guide advises, and the calibrated weights are scored too: annotate, fine-tune, calibrate.
 Each row also records every evaluation photo's scores and, under ``change``, the mean change per
@@ -203,10 +208,29 @@ def replot(path: Path, plot_path: Path, minutes: bool = True) -> None:
          record.get("cup_experts", 2))
 
 
-def chosen(pool: list, count: int, draw: int) -> list:
-    """Draw 0: the first ``count`` pool photos by name; later draws: a random ``count`` (seeded by the draw)."""
-    if draw == 0:
+def expert_vcdr(sample) -> float:
+    return float(np.mean(sample.extra["expert_cdrs"]))
+
+
+def split_photos(samples: list, how: str) -> tuple[list, list]:
+    """The adaptation pool (25) and the evaluation set (26).  ``matched``: sorted by the experts' mean
+    vCDR, the photos go in turn to the evaluation set and the pool, so both span the same cup sizes;
+    ``name``: the first 25 by name and the rest."""
+    if how == "name":
+        return samples[:25], samples[25:]
+    ranked = sorted(samples, key=lambda s: (expert_vcdr(s), s.name))
+    return sorted(ranked[1::2], key=lambda s: s.name), sorted(ranked[0::2], key=lambda s: s.name)
+
+
+def chosen(pool: list, count: int, draw: int, how: str = "matched") -> list:
+    """Draw 0: ``count`` pool photos spread evenly over its cup sizes (``how="name"``: the first ``count``
+    by name); later draws: a random ``count`` (seeded by the draw)."""
+    if draw == 0 and how == "name":
         return pool[:count]
+    if draw == 0:
+        ranked = sorted(pool, key=lambda s: (expert_vcdr(s), s.name))
+        picks = np.unique(np.round(np.linspace(0, len(pool) - 1, count)).astype(int))
+        return sorted((ranked[i] for i in picks), key=lambda s: s.name)
     order = np.random.default_rng(draw).permutation(len(pool))
     return [pool[i] for i in sorted(order[:count])]
 
@@ -220,7 +244,8 @@ def write_record(args, init: str, pool: list, evaluation: list, rows: list[dict]
 
     recipe = {key: value for key, value in asdict(TrainConfig.fine_tuning(max(args.counts))).items()
               if key in RECIPE_KEYS}
-    record = {"weights": init, "camera": args.camera, "cup_experts": args.cup_experts, "recipe": recipe,
+    record = {"weights": init, "camera": args.camera, "split": args.split, "cup_experts": args.cup_experts,
+              "recipe": recipe,
               "pool": [s.name for s in pool],
               "evaluation": [s.name for s in evaluation], "rows": rows}
     temporary = args.out.with_suffix(".tmp")
@@ -237,12 +262,14 @@ def main() -> int:
     parser.add_argument("--counts", type=int, nargs="+", default=[5, 10, 20])
     parser.add_argument("--draws", type=int, default=2, help="sets of annotated photos per count")
     parser.add_argument("--camera", choices=sorted(CAMERAS), default="mild")
+    parser.add_argument("--split", choices=("matched", "name"), default="matched",
+                        help="pool and evaluation photos alike in cup size (default), or split by name")
     parser.add_argument("--cup-experts", type=int, choices=sorted(CUP_LEVELS), default=2,
                         help="the cup is what at least this many of the four experts marked (default 2)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="default: training/adaptation_study.json (mild), adaptation_study_dim.json (dim)")
+                        help="default: training/adaptation_study[_matched][_dim][_cupN].json, after the options")
     parser.add_argument("--plot", type=Path, default=None,
-                        help="default: docs/images/adaptation.png (mild), adaptation_dim.png (dim)")
+                        help="default: docs/images/adaptation[_matched][_dim][_cupN].png, after the options")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--blends", type=float, nargs="*", default=[0.0, 0.5],
                         help="other keep_start values scored from each run (default: 0 and 0.5)")
@@ -250,7 +277,7 @@ def main() -> int:
     parser.add_argument("--no-minutes", action="store_true",
                         help="with --replot: leave out the minutes (runs that shared the cores)")
     args = parser.parse_args()
-    suffix = ("" if args.camera == "mild" else f"_{args.camera}") + (
+    suffix = ("" if args.split == "name" else "_matched") + ("" if args.camera == "mild" else f"_{args.camera}") + (
         "" if args.cup_experts == 2 else f"_cup{args.cup_experts}")
     args.out = args.out or REPO / "training" / f"adaptation_study{suffix}.json"
     args.plot = args.plot or REPO / "docs" / "images" / f"adaptation{suffix}.png"
@@ -259,14 +286,14 @@ def main() -> int:
         return 0
     torch.set_num_threads(args.threads)
     samples = [CAMERAS[args.camera](s) for s in annotated_test_photos(args.data, args.cup_experts)]
-    pool, evaluation = samples[:25], samples[25:]
+    pool, evaluation = split_photos(samples, args.split)
     rows = [{"images": 0, "draw": 0, "minutes": 0.0, **score(args.weights, evaluation, per_image=True)}]
     print(json.dumps(rows[-1]), flush=True)
     init = "default" if args.weights is None else str(args.weights)
     with tempfile.TemporaryDirectory() as folder:
         for draw in range(args.draws):
             for count in args.counts:
-                tuned = chosen(pool, count, draw)
+                tuned = chosen(pool, count, draw, args.split)
                 others = [s for s in pool if s.name not in {t.name for t in tuned}]
                 unblended = Path(folder) / f"adapted_{count}_{draw}_unblended.safetensors"
                 config = TrainConfig.fine_tuning(count, init_weights=init, device="cpu", threads=args.threads)
