@@ -67,7 +67,7 @@ def simulated_camera(sample, k: float, size: int, gains, sigma: float, exposure:
     image = (gaussian_filter(image, (sigma, sigma, 0)) * 255 + 0.5).astype(np.uint8)
     if jpeg_quality is not None:
         image = jpeg(image, jpeg_quality)
-    return make_sample(sample.name, image, framed.disc, framed.cup)
+    return make_sample(sample.name, image, framed.disc, framed.cup, **sample.extra)
 
 
 def new_camera(sample):
