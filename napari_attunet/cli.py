@@ -208,6 +208,7 @@ def _train(args, argv) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     samples = load_dataset(args.data, "train")
+    _report_cup_sizes(samples)
     description = f"{args.data.name}: {len(samples)} images" + (" (Drishti-GS1 training split, soft maps >= 128)"
                                                                if is_drishti(args.data) else "")
     chosen = {name: value for name, value in (("epochs", args.epochs), ("learning_rate", args.lr),
@@ -238,6 +239,17 @@ def _train(args, argv) -> int:
                                            overwrite=args.overwrite), args)
     finally:
         stop()
+
+
+def _report_cup_sizes(samples) -> None:
+    """The annotated cups' sizes, and a warning when they are alike (the tuned network learns them)."""
+    from .cup_sizes import cup_sizes
+
+    sizes = cup_sizes(samples)
+    print(sizes.summary(), file=sys.stderr)
+    advice = sizes.advice()
+    if advice:
+        print(f"napari-attunet: warning: {advice}", file=sys.stderr)
 
 
 def _report_training(events, args) -> int:

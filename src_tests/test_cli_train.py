@@ -22,10 +22,14 @@ def annotated(tmp_path):
     return folder
 
 
-def test_fine_tuning_from_trained_weights_uses_the_recipe(tmp_path, annotated):
+def test_fine_tuning_from_trained_weights_uses_the_recipe(tmp_path, annotated, capsys):
     out = tmp_path / "adapted.safetensors"
     assert main(["train", "--data", str(annotated), "--out", str(out), "--init", "default", "--epochs", "1",
                  "--input-size", "64", "--threads", "1"]) == 0
+    # three cups of one size: the summary, and the warning that the tuned network learns their size
+    err = capsys.readouterr().err
+    assert "annotated cups: vCDR" in err and "(3 photos)" in err
+    assert "warning: the annotated cups are alike in size" in err
     config = read_metadata(out)["training"]["config"]
     recipe = TrainConfig.fine_tuning(3)
     assert config["epochs"] == 1  # what the user chose wins

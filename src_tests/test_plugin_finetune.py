@@ -81,6 +81,9 @@ def test_two_epoch_finetune_from_layers_then_segment_with_it(viewer, qtbot, tmp_
     assert [h["epoch"] for h in widget.history] == [1, 2] and len(widget.plot.history) == 2
     assert widget.progress.value == widget.progress.max
     assert str(out) in messages[-1][1]
+    # both annotations have the same cup: warned when training starts, and again with the result
+    assert any(level == "show_warning" and "alike in size" in text for level, text in messages)
+    assert "warning: the annotated cups are alike in size" in messages[-1][1]
 
     # hand the model to the segment widget in one click, and segment with it
     assert widget.use_button.enabled

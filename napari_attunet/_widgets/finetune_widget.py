@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 FROM_LAYERS = "image and label layers in the viewer"
 FROM_FOLDER = "a folder of images and masks"
+CUP_SIZE_WARNING = "cup sizes"
+"""The stage of the event that warns that the annotated cups are alike in size (``cup_sizes``)."""
 def default_output_path() -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path.home() / "napari-attunet" / f"fine-tuned-{stamp}.safetensors"
@@ -73,6 +75,7 @@ class FinetuneWidget(JobWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(napari_viewer, run_text="Train")
         self.saved_path: Path | None = None
+        self.cup_size_advice: str | None = None
         self._epochs_total = 0
         self._out: Path | None = None
 
@@ -278,6 +281,7 @@ class FinetuneWidget(JobWidget):
             return None
         self.plot.clear()
         self.saved_path = None
+        self.cup_size_advice = None
         self.use_button.enabled = False
         self._epochs_total = config.epochs
         self._out = out
@@ -297,6 +301,10 @@ class FinetuneWidget(JobWidget):
         return answer == QMessageBox.StandardButton.Yes
 
     def describe_event(self, event: Progress) -> str:
+        if event.stage == CUP_SIZE_WARNING:
+            self.cup_size_advice = event.message
+            show_warning(event.message)
+            return f"warning: {event.message}"
         if event.stage not in ("train", "validate"):
             return event.message
         epoch = int(event.metrics.get("epoch", 0))
@@ -314,7 +322,8 @@ class FinetuneWidget(JobWidget):
         self.saved_path = Path(path)
         self.progress.value = PROGRESS_STEPS
         self.use_button.enabled = True
-        self._message(f"training finished; weights saved to {self.saved_path}")
+        advice = f"\nwarning: {self.cup_size_advice}" if self.cup_size_advice else ""
+        self._message(f"training finished; weights saved to {self.saved_path}{advice}")
 
     def on_cancelled(self) -> None:
         out = self._out
@@ -363,6 +372,7 @@ def check_split(count: int, val_fraction: float) -> None:
 
 def _train_job(samples, folder, out: Path, config, overwrite: bool = False):
     """Worker-thread side: load a folder when asked, then train."""
+    from ..cup_sizes import cup_sizes
     from ..datasets import load_dataset
     from ..training import iter_train
 
@@ -371,6 +381,9 @@ def _train_job(samples, folder, out: Path, config, overwrite: bool = False):
         samples = load_dataset(folder, "train")
         check_split(len(samples), config.val_fraction)
         config.data_description = f"folder {folder} ({len(samples)} images)"
+    advice = cup_sizes(samples).advice()
+    if advice:
+        yield Progress(CUP_SIZE_WARNING, 0, 1, advice)
     yield Progress("load", 0, 1, f"starting from {config.init_weights} weights, {len(samples)} image(s)…")
     return (yield from forward(iter_train(samples, out, config, overwrite=overwrite)))
 
