@@ -7,7 +7,9 @@ A user who adapts the weights to a new camera has only their own annotated photo
 is chosen the way they could choose it: on the adaptation pool of the simulated camera of
 ``adaptation_study.py`` (25 photos), by fine-tuning on 10 of them and scoring on the other 15,
 twice (the first 10 and the last 10 by name).  The 26 evaluation photos of that study are not
-read here, so the curve it reports stays a fair measurement of the recipe chosen.
+read here, so the curve it reports stays a fair measurement of the recipe chosen.  The pool is
+that of the study's ``--split name``: the first 25 photos by name, nearly all glaucomatous eyes
+with large cups, so recipes are compared on such eyes only.
 
 Each recipe overrides fields of ``TrainConfig.fine_tuning``; every run is timed.  The blends
 (``keep_start``) are scored from the shipped recipe's run: blending only changes the saved
@@ -37,7 +39,7 @@ from pathlib import Path
 
 import torch
 from _study import DRISHTI, REPO
-from adaptation_study import CAMERAS, blend_file, score
+from adaptation_study import CAMERAS, blend_file, score, split_photos
 
 SHIPPED = "shipped: all layers, lr 3e-4"
 UNBLENDED = {"keep_start": 0.0}  # every recipe is trained and scored as the network it ends with
@@ -130,7 +132,7 @@ def main() -> int:
         return 0
     torch.set_num_threads(args.threads)
     samples = [CAMERAS[args.camera](s) for s in sorted(load_drishti(args.data, "test"), key=lambda s: s.name)]
-    pool = samples[:25]  # the adaptation pool of adaptation_study.py; its evaluation photos are not used
+    pool, _ = split_photos(samples, "name")  # the study's pool by name; its evaluation photos are not used
     done = json.loads(args.out.read_text()) if args.out.exists() else {"train_count": TRAIN_COUNT, "rows": []}
     seen = {(r["recipe"], r["split"]) for r in done["rows"]}
 
