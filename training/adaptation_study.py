@@ -2,7 +2,7 @@
 
     python training/adaptation_study.py [--camera mild|dim] [--split matched|name] [--cup-experts 1|2|3]
                                         [--weights FILE] [--counts 5 10 20] [--draws 2] [--out FILE.json]
-                                        [--plot FILE.png] [--threads 2] [--replot [--no-minutes]]
+                                        [--plot FILE.png] [--threads 2] [--replot [--no-minutes]] [--by-cup-size]
 
 The "new camera" is built from the 51 Drishti-GS1 test images (never used to train the shipped
 weights).  ``mild``: each is cut to a square of 1.5 disc diameters around its disc, resized to
@@ -222,6 +222,33 @@ def split_photos(samples: list, how: str) -> tuple[list, list]:
     return sorted(ranked[1::2], key=lambda s: s.name), sorted(ranked[0::2], key=lambda s: s.name)
 
 
+SMALL_CUP = 0.65
+"""Experts' mean vCDR below which ``--by-cup-size`` counts an evaluation photo's cup as small."""
+
+
+def by_cup_size(path: Path, data: Path) -> None:
+    """Print each run's mean change from the default weights on the evaluation photos with small
+    cups and on the others, from a results file (each photo's scores are kept in it)."""
+    from napari_attunet.datasets import load_drishti
+
+    record = json.loads(path.read_text())
+    vcdrs = {s.name: expert_vcdr(s) for s in load_drishti(data, "test")}
+    small = np.array([vcdrs[name] < SMALL_CUP for name in record["evaluation"]])
+    print(f"{path.name}: {small.sum()} evaluation photos with an expert vCDR below {SMALL_CUP}, "
+          f"{(~small).sum()} others; the tuning photos' mean expert vCDR in brackets")
+    print("photos  keep_start  tuning  | small cups: OD, OC, vCDR error change | others: the same")
+    default = record["rows"][0]["per_image"]
+    for row in record["rows"][1:]:
+        tuned_on = np.mean([vcdrs[name] for name in row["tuned_on"]])
+        scored = {str(record["recipe"].get("keep_start", 0.0)): row, **variants(row)}
+        for keep_start, scores in sorted(scored.items()):
+            if "per_image" not in scores:
+                continue
+            change = {key: np.asarray(scores["per_image"][key]) - np.asarray(default[key]) for key in PAIRED_KEYS}
+            parts = [" ".join(f"{change[key][mask].mean():+.3f}" for key in PAIRED_KEYS) for mask in (small, ~small)]
+            print(f"{row['images']:>6}  {keep_start:>10}  ({tuned_on:.2f})  | {parts[0]:>22} | {parts[1]}")
+
+
 def chosen(pool: list, count: int, draw: int, how: str = "matched") -> list:
     """Draw 0: ``count`` pool photos spread evenly over its cup sizes (``how="name"``: the first ``count``
     by name); later draws: a random ``count`` (seeded by the draw)."""
@@ -274,6 +301,8 @@ def main() -> int:
     parser.add_argument("--blends", type=float, nargs="*", default=[0.0, 0.5],
                         help="other keep_start values scored from each run (default: 0 and 0.5)")
     parser.add_argument("--replot", action="store_true", help="draw the plot from the JSON file; run nothing")
+    parser.add_argument("--by-cup-size", action="store_true",
+                        help="print the changes on small cups and on the others from the JSON file; run nothing")
     parser.add_argument("--no-minutes", action="store_true",
                         help="with --replot: leave out the minutes (runs that shared the cores)")
     args = parser.parse_args()
@@ -283,6 +312,9 @@ def main() -> int:
     args.plot = args.plot or REPO / "docs" / "images" / f"adaptation{suffix}.png"
     if args.replot:
         replot(args.out, args.plot, minutes=not args.no_minutes)
+        return 0
+    if args.by_cup_size:
+        by_cup_size(args.out, args.data)
         return 0
     torch.set_num_threads(args.threads)
     samples = [CAMERAS[args.camera](s) for s in annotated_test_photos(args.data, args.cup_experts)]
