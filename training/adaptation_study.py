@@ -1,8 +1,9 @@
 """Adapting the weights to a new camera from a few annotated photos: Dice against images and minutes.
 
     python training/adaptation_study.py [--camera mild|dim] [--split matched|name] [--cup-experts 1|2|3]
-                                        [--weights FILE] [--counts 5 10 20] [--draws 2] [--out FILE.json]
-                                        [--plot FILE.png] [--threads 2] [--replot [--no-minutes]] [--by-cup-size]
+                                        [--weights FILE] [--counts 5 10 20] [--draws 2] [--first-draw 0]
+                                        [--out FILE.json] [--plot FILE.png] [--threads 2]
+                                        [--replot [--no-minutes]] [--by-cup-size]
 
 The "new camera" is built from the 51 Drishti-GS1 test images (never used to train the shipped
 weights).  ``mild``: each is cut to a square of 1.5 disc diameters around its disc, resized to
@@ -288,6 +289,8 @@ def main() -> int:
     parser.add_argument("--weights", type=Path, default=None, help="default: the shipped weights")
     parser.add_argument("--counts", type=int, nargs="+", default=[5, 10, 20])
     parser.add_argument("--draws", type=int, default=2, help="sets of annotated photos per count")
+    parser.add_argument("--first-draw", type=int, default=0,
+                        help="start at this draw (0: the photos spread over the cup sizes; then random ones)")
     parser.add_argument("--camera", choices=sorted(CAMERAS), default="mild")
     parser.add_argument("--split", choices=("matched", "name"), default="matched",
                         help="pool and evaluation photos alike in cup size (default), or split by name")
@@ -323,7 +326,7 @@ def main() -> int:
     print(json.dumps(rows[-1]), flush=True)
     init = "default" if args.weights is None else str(args.weights)
     with tempfile.TemporaryDirectory() as folder:
-        for draw in range(args.draws):
+        for draw in range(args.first_draw, args.first_draw + args.draws):
             for count in args.counts:
                 tuned = chosen(pool, count, draw, args.split)
                 others = [s for s in pool if s.name not in {t.name for t in tuned}]
