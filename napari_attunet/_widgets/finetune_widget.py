@@ -48,6 +48,8 @@ FROM_LAYERS = "image and label layers in the viewer"
 FROM_FOLDER = "a folder of images and masks"
 CUP_SIZE_WARNING = "cup sizes"
 """The stage of the event that warns that the annotated cups are alike in size (``cup_sizes``)."""
+
+
 def default_output_path() -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path.home() / "napari-attunet" / f"fine-tuned-{stamp}.safetensors"
