@@ -3,8 +3,8 @@
 The blend's weights are ``keep_start * start + (1 - keep_start) * tuned``, as in WiSE-FT
 (Wortsman et al. 2022, arXiv:2109.01903).  Between a network that reads many cameras and
 one fine-tuned on a few photos of one camera, a blend keeps some of each: on the simulated
-cameras of docs/adapting.md it gave back part of the disc's gain and kept the vCDR closer
-to the starting network's.  Blending takes a second, so candidates can be made from one
+cameras of docs/adapting.md it gave back part of the disc's gain and tempered the bias that
+photos of large cups only taught the tuned network.  Blending takes a second, so candidates can be made from one
 fine-tuning run and compared on held-out photos.
 """
 

@@ -101,7 +101,8 @@ class TrainConfig:
         :data:`MIN_VALIDATION_IMAGES` images no validation split (the best epoch chosen on one or
         two held-out photos is mostly chance, while the last network of a cosine schedule is stable),
         and a quarter of the starting network blended into the saved one (``keep_start``), which
-        keeps the vCDR closer to the starting network's at a small cost to the disc (docs/adapting.md).
+        tempers what a few photos teach (their cup sizes, for one) at a small cost to the disc
+        (docs/adapting.md).
         ``settings`` override any field.
         """
         steps_per_epoch = max(1, math.ceil(images / settings.get("batch_size", cls.batch_size)))
