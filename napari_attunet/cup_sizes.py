@@ -21,6 +21,9 @@ NARROW_SPREAD = 0.2
 The pools of large cups that biased the tuned network spanned 0.11 to 0.19; pools matched to the
 evaluation photos 0.26 to 0.35, the Drishti-GS1 training split 0.36."""
 
+LARGE_CUP = 0.6
+"""vCDR from which the annotated cups count as large when the warning suggests other eyes."""
+
 
 @dataclass(frozen=True)
 class CupSizes:
@@ -53,9 +56,11 @@ class CupSizes:
         low, high = self.middle
         span = (f"vCDR {low:.2f} to {high:.2f} for 80% of them" if len(self.vcdrs) >= 5
                 else f"vCDR {min(self.vcdrs):.2f} to {max(self.vcdrs):.2f}")
+        others = ("healthy eyes with small cups" if np.median(self.vcdrs) >= LARGE_CUP
+                  else "glaucomatous eyes with large cups")
         return (f"the annotated cups are alike in size ({span}). Fine-tuning also learns their size: "
                 "cups much smaller or larger than these may come out too close to it. If you will "
-                "measure such eyes, add annotated photos of them (for example healthy eyes with small cups).")
+                f"measure such eyes, add annotated photos of them (for example {others}).")
 
 
 def cup_sizes(samples: Sequence) -> CupSizes:

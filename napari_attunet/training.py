@@ -520,9 +520,10 @@ def iter_train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainC
                        {k: v for k, v in record.items() if isinstance(v, (int, float))})
     if processes is not None:
         barrier()  # the files are complete before any process reports the end
-    yield Progress("done", total_steps, total_steps,
-                   f"best epoch {state['best_epoch']} (validation score {state['best_score']:.4f})",
-                   clock(), {"best_epoch": state["best_epoch"]}, result=out)
+    summary = (f"best epoch {state['best_epoch']} (validation score {state['best_score']:.4f})" if val_samples
+               else f"no validation photos: the network of the last epoch ({state['epoch']}) was saved")
+    yield Progress("done", total_steps, total_steps, summary, clock(), {"best_epoch": state["best_epoch"]},
+                   result=out)
 
 
 def train(samples: Sequence[Sample], out: str | os.PathLike, config: TrainConfig | None = None, *,

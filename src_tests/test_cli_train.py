@@ -27,9 +27,12 @@ def test_fine_tuning_from_trained_weights_uses_the_recipe(tmp_path, annotated, c
     assert main(["train", "--data", str(annotated), "--out", str(out), "--init", "default", "--epochs", "1",
                  "--input-size", "64", "--threads", "1"]) == 0
     # three cups of one size: the summary, and the warning that the tuned network learns their size
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err, printed = captured.err, captured.out
     assert "annotated cups: vCDR" in err and "(3 photos)" in err
     assert "warning: the annotated cups are alike in size" in err
+    # without validation photos (the recipe below 30 photos) the last epoch's network is saved, and said so
+    assert "no validation photos: the network of the last epoch (1) was saved" in printed
     config = read_metadata(out)["training"]["config"]
     recipe = TrainConfig.fine_tuning(3)
     assert config["epochs"] == 1  # what the user chose wins

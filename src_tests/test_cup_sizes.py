@@ -25,6 +25,7 @@ def test_alike_cups_get_a_warning_that_names_their_range():
     assert sizes.spread < NARROW_SPREAD
     advice = sizes.advice()
     assert advice is not None and "alike in size" in advice and "0.76 to 0.84" in advice
+    assert "healthy eyes with small cups" in advice  # large cups annotated: the others are small
     assert sizes.summary() == "annotated cups: vCDR 0.75 to 0.85, median 0.80 (6 photos)"
 
 
@@ -41,3 +42,8 @@ def test_one_or_two_photos_count_as_alike():
     advice = cup_sizes(annotated([20])).advice()
     assert advice is not None and "vCDR 0.50 to 0.50" in advice
     assert cup_sizes(annotated([])).summary() == "annotated cups: no photo with a disc"
+
+
+def test_alike_small_cups_suggest_eyes_with_large_ones():
+    advice = cup_sizes(annotated([12, 13, 14, 15, 16])).advice()  # vCDR 0.30 to 0.40: healthy eyes only
+    assert advice is not None and "glaucomatous eyes with large cups" in advice
